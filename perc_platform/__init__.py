@@ -1,0 +1,10 @@
+"""perc-platform: catalog-driven cryo-EM and structural-biology data as lazy xarray/dask datasets.
+
+Importing the package starts nothing (no cluster, no network, no logging set-up).
+"""
+
+from perc_platform._version import __version__ as __version__
+from perc_platform.datasets import open_particles as open_particles
+from perc_platform.datasets import open_volume as open_volume
+
+__all__ = ["__version__", "open_particles", "open_volume"]

@@ -1,0 +1,152 @@
+"""Names of dimensions, coordinates and attributes, and checks that objects follow them.
+
+The data model (DESIGN.md section 4):
+
+* particles: DataArray ``image`` with dims ``("particle", "y", "x")``, per-particle metadata as coords on
+  ``particle``, attrs ``pixel_size`` (A), ``voltage`` (kV), ``spherical_aberration`` (mm),
+  ``amplitude_contrast``;
+* volumes: DataArray ``density`` with dims ``("z", "y", "x")`` and absolute Angstrom coords;
+* structures: Dataset with ``position`` ``("atom", "axis")`` in Angstrom and per-atom coords.
+
+Units are fixed (Angstrom, degrees, kV, mm) and names carry no unit suffix.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from perc_platform._version import __version__
+from perc_platform.errors import InputError
+
+__all__ = [
+    "PARTICLE_DIMS",
+    "MICROGRAPH_DIMS",
+    "MOVIE_DIMS",
+    "VOLUME_DIMS",
+    "STRUCTURE_DIMS",
+    "IMAGE_NAME",
+    "DENSITY_NAME",
+    "PARTICLE_COORDS",
+    "OPTICS_ATTRS",
+    "PROVENANCE_ATTRS",
+    "provenance",
+    "add_history",
+    "validate_particles",
+    "validate_volume",
+    "validate_structure",
+]
+
+PARTICLE_DIMS = ("particle", "y", "x")
+MICROGRAPH_DIMS = ("micrograph", "y", "x")
+MOVIE_DIMS = ("movie", "frame", "y", "x")
+VOLUME_DIMS = ("z", "y", "x")
+STRUCTURE_DIMS = ("atom", "axis")
+IMAGE_NAME = "image"
+DENSITY_NAME = "density"
+
+#: Per-particle coordinates and the RELION column each one comes from.
+PARTICLE_COORDS: Mapping[str, str] = {
+    "image_name": "rlnImageName",
+    "micrograph": "rlnMicrographName",
+    "optics_group": "rlnOpticsGroup",
+    "defocus_u": "rlnDefocusU",
+    "defocus_v": "rlnDefocusV",
+    "defocus_angle": "rlnDefocusAngle",
+    "phase_shift": "rlnPhaseShift",
+    "ctf_bfactor": "rlnCtfBfactor",
+    "ctf_scalefactor": "rlnCtfScalefactor",
+    "angle_rot": "rlnAngleRot",
+    "angle_tilt": "rlnAngleTilt",
+    "angle_psi": "rlnAnglePsi",
+    "shift_x": "rlnOriginXAngst",
+    "shift_y": "rlnOriginYAngst",
+    "class_number": "rlnClassNumber",
+    "group_name": "rlnGroupName",
+    "random_subset": "rlnRandomSubset",
+    "coordinate_x": "rlnCoordinateX",
+    "coordinate_y": "rlnCoordinateY",
+}
+
+#: Optics attributes on particle arrays and the RELION column each one comes from.
+OPTICS_ATTRS: Mapping[str, str] = {
+    "voltage": "rlnVoltage",
+    "spherical_aberration": "rlnSphericalAberration",
+    "amplitude_contrast": "rlnAmplitudeContrast",
+}
+
+PROVENANCE_ATTRS = ("source_id", "source_uri", "retrieved", "perc_platform_version", "history")
+
+
+def provenance(source_id: str, source_uri: str, history: str) -> dict[str, Any]:
+    """Provenance attrs for a new object: id, URI, retrieval time, version and a first history line."""
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return {
+        "source_id": source_id,
+        "source_uri": source_uri,
+        "retrieved": now,
+        "perc_platform_version": __version__,
+        "history": f"{now} {history}",
+    }
+
+
+def add_history(obj: xr.DataArray | xr.Dataset, line: str) -> None:
+    """Append one line to ``obj.attrs["history"]`` (in place; history is append-only)."""
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    previous = obj.attrs.get("history", "")
+    obj.attrs["history"] = f"{previous}\n{now} {line}" if previous else f"{now} {line}"
+
+
+def _require(condition: bool, what: str, fix: str) -> None:
+    if not condition:
+        raise InputError(f"{what}; {fix}")
+
+
+def validate_particles(images: xr.DataArray) -> xr.DataArray:
+    """Check that ``images`` follows the particle convention and return it unchanged."""
+    _require(isinstance(images, xr.DataArray), f"expected an xarray.DataArray, got {type(images).__name__}",
+             "pass the `image` variable of a particle dataset")
+    dims = tuple(images.dims)
+    _require(dims in (PARTICLE_DIMS, MICROGRAPH_DIMS), f"particle array {images.name!r} has dims {dims}",
+             f"expected {PARTICLE_DIMS} (or {MICROGRAPH_DIMS})")
+    pixel = images.attrs.get("pixel_size")
+    _require(pixel is None or (np.isfinite(pixel) and pixel > 0), f"pixel_size={pixel!r} is not positive",
+             "set attrs['pixel_size'] in Angstrom")
+    for name, coord in images.coords.items():
+        if name in PARTICLE_COORDS:
+            _require(coord.dims == (dims[0],), f"coord {name!r} has dims {coord.dims}",
+                     f"per-particle coords lie along {dims[0]!r}")
+    return images
+
+
+def validate_volume(density: xr.DataArray) -> xr.DataArray:
+    """Check that ``density`` follows the volume convention and return it unchanged."""
+    _require(isinstance(density, xr.DataArray), f"expected an xarray.DataArray, got {type(density).__name__}",
+             "pass the `density` variable of a map dataset")
+    _require(tuple(density.dims) == VOLUME_DIMS, f"volume {density.name!r} has dims {density.dims}",
+             f"expected {VOLUME_DIMS}")
+    for dim in VOLUME_DIMS:
+        _require(dim in density.coords, f"volume lacks the {dim!r} coordinate",
+                 "give absolute Angstrom coords (origin + index * voxel_size)")
+        values = np.asarray(density.coords[dim].values, dtype=float)
+        if values.size > 1:
+            steps = np.diff(values)
+            _require(bool(np.all(steps > 0)) and np.allclose(steps, steps[0], rtol=1e-4),
+                     f"coord {dim!r} is not evenly increasing", "coords must be origin + index * voxel_size")
+    return density
+
+
+def validate_structure(structure: xr.Dataset) -> xr.Dataset:
+    """Check that ``structure`` follows the structure convention and return it unchanged."""
+    _require(isinstance(structure, xr.Dataset), f"expected an xarray.Dataset, got {type(structure).__name__}",
+             "open structures with perc_platform.open_structure")
+    _require("position" in structure and tuple(structure["position"].dims) == STRUCTURE_DIMS,
+             "structure lacks `position` with dims ('atom', 'axis')", "store atom positions in Angstrom")
+    for name in ("chain_id", "res_id", "res_name", "atom_name", "element"):
+        _require(name in structure.coords, f"structure lacks the {name!r} coordinate",
+                 "add the per-atom coords of the convention")
+    return structure

@@ -1,0 +1,177 @@
+"""Particle stacks as lazy ``image`` DataArrays ``(particle, y, x)``, joined to STAR metadata."""
+
+from __future__ import annotations
+
+import glob as _glob
+import os
+import posixpath
+from collections.abc import Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from dask.base import tokenize
+
+from perc_platform.config import get_config
+from perc_platform.conventions import IMAGE_NAME, PARTICLE_DIMS, provenance
+from perc_platform.errors import DataNotFoundError, MrcFormatError, ParameterError, StarFormatError
+from perc_platform.io.mrc_array import MrcFile, MrcStackArray
+from perc_platform.io.mrc_file import open_mrc_file, open_mrc_files
+from perc_platform.io.star import particle_metadata, read_star
+from perc_platform.storage.ranges import is_remote
+
+__all__ = ["open_particles", "particle_parts", "expand_sources", "block_plan"]
+
+Source = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
+def expand_sources(source: Source, storage_options: dict[str, Any] | None = None) -> list[str]:
+    """Paths/URLs from one path, URL, glob or a list of them (globs sorted); error when nothing matches."""
+    items = [os.fspath(source)] if isinstance(source, (str, os.PathLike)) else [os.fspath(s) for s in source]
+    out: list[str] = []
+    for item in items:
+        if _glob.has_magic(item):
+            if is_remote(item):
+                import fsspec
+
+                fs, _ = fsspec.core.url_to_fs(item, **(storage_options or {}))
+                protocol = item.split("://", 1)[0]
+                found = sorted(m if "://" in m else f"{protocol}://{m}" for m in fs.glob(item))
+            else:
+                found = sorted(_glob.glob(item))
+            if not found:
+                raise DataNotFoundError(f"{item}: the pattern matches no file; check the folder and the pattern")
+            out.extend(found)
+        else:
+            out.append(item)
+    if not out:
+        raise ParameterError("no particle files given; pass a path, URL, glob or list of them")
+    return out
+
+
+def _join(base: str, name: str) -> str:
+    """``name`` resolved against the folder of ``base`` (a local path or a URL)."""
+    if is_remote(base):
+        scheme, rest = base.split("://", 1)
+        host, _, path = rest.partition("/")
+        joined = posixpath.normpath(posixpath.join(posixpath.dirname("/" + path), name))
+        return f"{scheme}://{host}{joined}"
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(base)), name))
+
+
+def _stack_candidates(star: str, name: str, given: dict[str, str]) -> list[str]:
+    base = os.path.basename(name)
+    candidates = [given[base]] if base in given else []
+    candidates.append(_join(star, name))
+    if base != name:
+        candidates.append(_join(star, base))
+    return list(dict.fromkeys(candidates))
+
+
+def _open_star_stacks(star: str, names: list[str], given: dict[str, str],
+                      storage_options: dict[str, Any] | None) -> dict[str, MrcFile]:
+    files: dict[str, MrcFile] = {}
+    for name in dict.fromkeys(names):
+        tried = _stack_candidates(star, name, given)
+        for candidate in tried:
+            try:
+                files[name] = open_mrc_file(candidate, storage_options)
+                break
+            except DataNotFoundError:
+                continue
+        else:
+            raise DataNotFoundError(f"{star} refers to stack {name!r}, which was not found (tried: "
+                                    f"{', '.join(tried)}); put the stack beside the STAR file or pass its path")
+    return files
+
+
+def block_plan(file_ids: np.ndarray, local: np.ndarray, section_bytes: int, chunk_size: int | None) -> tuple[int, ...]:
+    """Particles per chunk: about ``chunk_bytes`` each, and never across a file boundary in file order."""
+    per_chunk = chunk_size or max(1, get_config().chunk_bytes // max(1, section_bytes))
+    n = int(file_ids.size)
+    if n == 0:
+        return (0,)
+    # In file order, chunks also break where one file ends, so each chunk is one contiguous byte range.
+    in_file_order = bool(np.all(np.diff(file_ids) >= 0))
+    segments = np.concatenate([[0], np.flatnonzero(np.diff(file_ids) != 0) + 1, [n]]) if in_file_order \
+        else np.array([0, n])
+    sizes: list[int] = []
+    for a, b in zip(segments[:-1].tolist(), segments[1:].tolist(), strict=True):
+        full, rest = divmod(b - a, per_chunk)
+        sizes.extend([per_chunk] * full + ([rest] if rest else []))
+    return tuple(sizes)
+
+
+def particle_parts(source: Source | None = None, star: str | os.PathLike[str] | None = None,
+                   storage_options: dict[str, Any] | None = None) -> tuple[MrcStackArray, dict[str, Any], dict[str, Any]]:
+    """The lazy stack array, per-particle coords and attrs for stacks (optionally joined to a STAR file)."""
+    if source is None and star is None:
+        raise ParameterError("open_particles needs stack files, a STAR file, or both")
+    given = expand_sources(source, storage_options) if source is not None else []
+    coords: dict[str, Any] = {}
+    attrs: dict[str, Any] = {}
+    if star is not None:
+        star = os.fspath(star)
+        meta = particle_metadata(read_star(star, storage_options))
+        by_base = {os.path.basename(g.split("?", 1)[0]): g for g in given}
+        opened = _open_star_stacks(star, meta.stack_names, by_base, storage_options)
+        names = list(opened)
+        files = [opened[n] for n in names]
+        position = {n: i for i, n in enumerate(names)}
+        file_ids = np.array([position[n] for n in meta.stack_names], dtype=np.int32)
+        local = meta.image_index
+        for fid, f in enumerate(files):
+            rows = local[file_ids == fid]
+            if rows.size and rows.max() >= f.header.nz:
+                raise StarFormatError(f"{star}: refers to image {rows.max() + 1} of {f.url}, which holds "
+                                      f"{f.header.nz} images; the STAR file and the stack do not match")
+        coords = meta.coords
+        attrs.update(meta.attrs)
+        uri = star
+    else:
+        files = open_mrc_files(given, storage_options)
+        file_ids, local = None, None
+        uri = given[0] if len(given) == 1 else os.path.commonprefix(given) + "*"
+    first = files[0].header
+    for f in files[1:]:
+        h = f.header
+        if (h.ny, h.nx, h.mode) != (first.ny, first.nx, first.mode):
+            raise MrcFormatError(f"{f.url}: images are {h.nx}x{h.ny} mode {h.mode} but {files[0].url} has "
+                                 f"{first.nx}x{first.ny} mode {first.mode}; a stack set must share shape and mode")
+    array = MrcStackArray(files, file_ids, local)
+    if "image_name" not in coords:
+        base = [os.path.basename(f.url) for f in files]
+        coords["image_name"] = np.array([f"{i + 1:06d}@{base[f]}" for f, i in zip(array.file_ids, array.local,
+                                                                                   strict=True)])
+    if "pixel_size" not in attrs and "pixel_size" not in coords and first.voxel_size[0] > 0:
+        attrs["pixel_size"] = first.voxel_size[0]
+    attrs.update(provenance(source_id=os.path.basename(uri), source_uri=uri,
+                            history=f"opened {len(files)} MRC stack(s) lazily" + (f" with {star}" if star else "")))
+    attrs["stack_files"] = [f.url for f in files]
+    return array, coords, attrs
+
+
+def open_particles(source: Source | None = None, star: str | os.PathLike[str] | None = None, *,
+                   chunk_size: int | None = None, storage_options: dict[str, Any] | None = None) -> xr.DataArray:
+    """Open particle stacks lazily as an ``image`` DataArray ``(particle, y, x)`` backed by dask.
+
+    Parameters
+    ----------
+    source
+        A path, fsspec URL (http(s) included), glob, or list of them. With ``star`` it may be omitted, and
+        stacks named by the STAR file are then found relative to it.
+    star
+        RELION STAR file whose rows become the particles (in row order) with their metadata as coords.
+    chunk_size
+        Particles per dask chunk (default: about ``PERC_CHUNK_BYTES`` per chunk).
+
+    Nothing is read but the headers (and the STAR file).
+    """
+    array, coords, attrs = particle_parts(source, star, storage_options)
+    chunks = block_plan(array.file_ids, array.local, array.files[0].header.section_bytes, chunk_size)
+    name = "perc-read-mrc-" + tokenize([f.url for f in array.files], array.file_ids, array.local, chunks)
+    data = da.from_array(array, chunks=(chunks, (array.shape[1],), (array.shape[2],)), name=name,
+                         meta=np.empty((0, 0, 0), dtype=array.dtype), asarray=False, fancy=True)
+    return xr.DataArray(data, dims=PARTICLE_DIMS, name=IMAGE_NAME,
+                        coords={k: ("particle", np.asarray(v)) for k, v in coords.items()}, attrs=attrs)

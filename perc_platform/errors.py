@@ -1,0 +1,86 @@
+"""Exception hierarchy of perc-platform.
+
+Every error is a :class:`PercError` and also subclasses the builtin that fits it, so callers can catch
+either ``perc_platform.errors.MrcFormatError`` or plain ``ValueError``. Messages name the input and say
+how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PercError",
+    "InputError",
+    "FormatError",
+    "MrcFormatError",
+    "TruncatedFileError",
+    "UnsupportedModeError",
+    "StarFormatError",
+    "StructureFormatError",
+    "SizeLimitError",
+    "DataNotFoundError",
+    "ParameterError",
+    "IdentifierError",
+    "ConfigError",
+    "RemoteError",
+    "RangeNotSupportedWarning",
+]
+
+
+class PercError(Exception):
+    """Root of every error raised by perc-platform."""
+
+
+class InputError(PercError, ValueError):
+    """A user-supplied value or file is not acceptable."""
+
+
+class FormatError(InputError):
+    """A file does not follow its format."""
+
+
+class MrcFormatError(FormatError):
+    """An MRC/MRCS file is malformed or not an MRC file."""
+
+
+class TruncatedFileError(MrcFormatError):
+    """A file holds fewer bytes than its header promises."""
+
+
+class UnsupportedModeError(MrcFormatError):
+    """An MRC data mode that perc-platform does not read."""
+
+
+class StarFormatError(FormatError):
+    """A STAR file is malformed or lacks a needed column."""
+
+
+class StructureFormatError(FormatError):
+    """A PDB/mmCIF file could not be parsed."""
+
+
+class SizeLimitError(InputError):
+    """An input claims more data than the configured limit allows."""
+
+
+class ParameterError(InputError):
+    """A bad parameter (catalog user parameter or function argument)."""
+
+
+class IdentifierError(InputError):
+    """An archive identifier (UniProt, PDB, EMDB, EMPIAR) has the wrong form."""
+
+
+class ConfigError(InputError):
+    """Configuration (PERC_* environment variables or settings) is invalid."""
+
+
+class DataNotFoundError(PercError, FileNotFoundError):
+    """A file, URL or archive entry does not exist."""
+
+
+class RemoteError(PercError, ConnectionError):
+    """A remote service failed (after retries) or answered something unusable."""
+
+
+class RangeNotSupportedWarning(UserWarning):
+    """A server ignored an HTTP Range request; the file was cached locally once instead."""

@@ -1,0 +1,16 @@
+"""Formats to arrays, no network knowledge beyond byte ranges: MRC header and lazy arrays, STAR."""
+
+from perc_platform.io.mrc_array import MrcFile as MrcFile
+from perc_platform.io.mrc_array import MrcStackArray as MrcStackArray
+from perc_platform.io.mrc_array import MrcVolumeArray as MrcVolumeArray
+from perc_platform.io.mrc_file import open_mrc_file as open_mrc_file
+from perc_platform.io.mrc_file import open_mrc_files as open_mrc_files
+from perc_platform.io.mrc_header import MODE_DTYPES as MODE_DTYPES
+from perc_platform.io.mrc_header import MrcHeader as MrcHeader
+from perc_platform.io.mrc_header import parse_header as parse_header
+from perc_platform.io.star import StarTable as StarTable
+from perc_platform.io.star import particle_metadata as particle_metadata
+from perc_platform.io.star import read_star as read_star
+
+__all__ = ["MrcFile", "MrcStackArray", "MrcVolumeArray", "open_mrc_file", "open_mrc_files", "MODE_DTYPES",
+           "MrcHeader", "parse_header", "StarTable", "particle_metadata", "read_star"]

@@ -1,0 +1,15 @@
+"""fsspec access: byte ranges with length checks, the atomic cache."""
+
+from perc_platform.storage.cache import atomic_write as atomic_write
+from perc_platform.storage.cache import cache_dir as cache_dir
+from perc_platform.storage.cache import cache_path_for_url as cache_path_for_url
+from perc_platform.storage.cache import entry_lock as entry_lock
+from perc_platform.storage.ranges import decompressed_copy as decompressed_copy
+from perc_platform.storage.ranges import file_size as file_size
+from perc_platform.storage.ranges import is_remote as is_remote
+from perc_platform.storage.ranges import local_copy as local_copy
+from perc_platform.storage.ranges import read_bytes as read_bytes
+from perc_platform.storage.ranges import read_ranges_into as read_ranges_into
+
+__all__ = ["atomic_write", "cache_dir", "cache_path_for_url", "entry_lock", "decompressed_copy", "file_size",
+           "is_remote", "local_copy", "read_bytes", "read_ranges_into"]

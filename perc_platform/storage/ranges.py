@@ -1,0 +1,183 @@
+"""Byte-range reads from local paths and any fsspec URL, with every length checked.
+
+Local files are read with ``os.preadv`` straight into the caller's buffer (no copies). Remote files are
+read with one ``fs.cat_ranges`` call per batch; a response of the wrong length means the server ignored
+``Range``: the file is then cached once (atomically) and read locally from then on, with a warning.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import numpy as np
+
+from perc_platform.config import get_config
+from perc_platform.errors import DataNotFoundError, RangeNotSupportedWarning, RemoteError, SizeLimitError, TruncatedFileError
+from perc_platform.storage.cache import atomic_write, cache_path_for_url, entry_lock, record
+
+__all__ = ["is_remote", "file_size", "read_bytes", "read_ranges_into", "local_copy", "decompressed_copy"]
+
+_TRANSIENT = (ConnectionError, TimeoutError, OSError)
+_redirects: dict[str, str] = {}
+
+
+def is_remote(url: str) -> bool:
+    """True for URLs with a scheme other than file://."""
+    return "://" in url and not url.startswith("file://")
+
+
+def _local_path(url: str) -> str:
+    return url[len("file://"):] if url.startswith("file://") else url
+
+
+def _fs(url: str, storage_options: dict[str, Any] | None) -> fsspec.AbstractFileSystem:
+    fs, _ = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    return fs
+
+
+def _with_retries(call: Any, url: str) -> Any:
+    config = get_config()
+    for attempt in range(config.retries + 1):
+        try:
+            return call()
+        except FileNotFoundError:
+            raise DataNotFoundError(f"{url} does not exist (HTTP 404 or missing file); check the path or URL") from None
+        except _TRANSIENT as exc:
+            if attempt == config.retries:
+                raise RemoteError(f"reading {url} failed after {attempt + 1} attempts: {exc}") from exc
+            time.sleep(config.backoff * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def file_size(url: str, storage_options: dict[str, Any] | None = None) -> int:
+    """Size of a local file or remote object in bytes (a HEAD request for HTTP)."""
+    url = _redirects.get(url, url)
+    if not is_remote(url):
+        try:
+            return os.path.getsize(_local_path(url))
+        except FileNotFoundError:
+            raise DataNotFoundError(f"{url}: no such file; check the path") from None
+    fs = _fs(url, storage_options)
+    size = _with_retries(lambda: fs.info(url).get("size"), url)
+    if size is None:
+        return len(local_copy(url, storage_options).read_bytes())
+    return int(size)
+
+
+def read_bytes(url: str, start: int, length: int, storage_options: dict[str, Any] | None = None) -> bytes:
+    """Read ``length`` bytes at ``start``; fewer only at the end of the file."""
+    buf = np.empty(length, np.uint8)
+    got = read_ranges_into(url, [(start, length)], [buf], storage_options, allow_short=True)
+    return bytes(buf[: got[0]])
+
+
+def read_ranges_into(url: str, ranges: Sequence[tuple[int, int]], buffers: Sequence[np.ndarray],
+                     storage_options: dict[str, Any] | None = None, *, allow_short: bool = False) -> list[int]:
+    """Fill each buffer (a contiguous uint8-viewable array) with the bytes of the matching (start, length).
+
+    Returns the number of bytes read per range. Raises TruncatedFileError on a short read unless
+    ``allow_short``.
+    """
+    url = _redirects.get(url, url)
+    if not is_remote(url):
+        return _read_local(_local_path(url), ranges, buffers, allow_short)
+    fs = _fs(url, storage_options)
+    starts = [s for s, _ in ranges]
+    ends = [s + n for s, n in ranges]
+    blobs = _with_retries(lambda: fs.cat_ranges([url] * len(ranges), starts, ends, on_error="raise"), url)
+    got = []
+    for (start, length), blob, buf in zip(ranges, blobs, buffers, strict=True):
+        if isinstance(blob, Exception):
+            raise RemoteError(f"reading bytes {start}-{start + length} of {url} failed: {blob}")
+        if len(blob) > length:
+            # The server ignored Range and sent the whole file (or more than asked): cache it once.
+            warnings.warn(f"{url}: the server ignored an HTTP Range request; caching the whole file once "
+                          "and reading it locally", RangeNotSupportedWarning, stacklevel=3)
+            local = local_copy(url, storage_options)
+            _redirects[url] = str(local)
+            return _read_local(str(local), ranges, buffers, allow_short)
+        if len(blob) < length and not allow_short:
+            raise TruncatedFileError(f"{url}: asked for {length} bytes at {start}, got {len(blob)}; "
+                                     "the file is shorter than its header says")
+        flat = buf.reshape(-1).view(np.uint8)
+        flat[: len(blob)] = np.frombuffer(blob, np.uint8)
+        got.append(len(blob))
+    return got
+
+
+def _read_local(path: str, ranges: Sequence[tuple[int, int]], buffers: Sequence[np.ndarray],
+                allow_short: bool) -> list[int]:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise DataNotFoundError(f"{path}: no such file; check the path") from None
+    got = []
+    try:
+        for (start, length), buf in zip(ranges, buffers, strict=True):
+            view = memoryview(buf.reshape(-1).view(np.uint8))[:length]
+            done = 0
+            while done < length:
+                n = os.preadv(fd, [view[done:]], start + done)
+                if n == 0:
+                    break
+                done += n
+            if done < length and not allow_short:
+                raise TruncatedFileError(f"{path}: asked for {length} bytes at {start}, got {done}; "
+                                         "the file is shorter than its header says (truncated?)")
+            got.append(done)
+    finally:
+        os.close(fd)
+    return got
+
+
+def local_copy(url: str, storage_options: dict[str, Any] | None = None) -> Path:
+    """Download a remote file once into the cache (atomically; safe for concurrent processes)."""
+    target = cache_path_for_url(url)
+    if target.exists():
+        return target
+    with entry_lock(target):
+        if target.exists():
+            return target
+        fs = _fs(url, storage_options)
+
+        def download() -> None:
+            with fs.open(url, "rb", block_size=0) as src, atomic_write(target) as dst:
+                shutil.copyfileobj(src, dst, 8 * 2**20)
+
+        _with_retries(download, url)
+        record("file", url, target)
+    return target
+
+
+def decompressed_copy(url: str, storage_options: dict[str, Any] | None = None) -> Path:
+    """Decompress a ``.gz``/``.bz2`` file once into the cache (size-limited) and return the local path."""
+    opener = {".gz": gzip.open, ".bz2": bz2.open}[os.path.splitext(url)[1].lower()]
+    source = Path(_local_path(url)) if not is_remote(url) else local_copy(url, storage_options)
+    key = f"{source.resolve()}:{source.stat().st_mtime_ns}" if not is_remote(url) else url
+    target = cache_path_for_url(key, kind="decompressed")
+    target = target.with_name(os.path.splitext(os.path.basename(url))[0])
+    if target.exists():
+        return target
+    limit = get_config().max_decompressed_bytes
+    with entry_lock(target):
+        if target.exists():
+            return target
+        total = 0
+        with opener(source, "rb") as src, atomic_write(target) as dst:
+            while block := src.read(8 * 2**20):
+                total += len(block)
+                if total > limit:
+                    raise SizeLimitError(f"{url}: decompresses to more than {limit / 2**30:.1f} GiB; raise "
+                                         "PERC_MAX_DECOMPRESSED_BYTES if the map is really that large")
+                dst.write(block)
+        record("decompressed", url, target)
+    return target

@@ -1,0 +1,1 @@
+"""Intake drivers for perc-platform."""
