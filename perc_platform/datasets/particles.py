@@ -8,10 +8,8 @@ import posixpath
 from collections.abc import Sequence
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import xarray as xr
-from dask.base import tokenize
 
 from perc_platform.config import get_config
 from perc_platform.conventions import IMAGE_NAME, PARTICLE_DIMS, provenance
@@ -168,10 +166,8 @@ def open_particles(source: Source | None = None, star: str | os.PathLike[str] | 
 
     Nothing is read but the headers (and the STAR file).
     """
+    from perc_platform.datasets.selection import lazy_particles
+
     array, coords, attrs = particle_parts(source, star, storage_options)
-    chunks = block_plan(array.file_ids, array.local, array.files[0].header.section_bytes, chunk_size)
-    name = "perc-read-mrc-" + tokenize([f.url for f in array.files], array.file_ids, array.local, chunks)
-    data = da.from_array(array, chunks=(chunks, (array.shape[1],), (array.shape[2],)), name=name,
-                         meta=np.empty((0, 0, 0), dtype=array.dtype), asarray=False, fancy=True)
-    return xr.DataArray(data, dims=PARTICLE_DIMS, name=IMAGE_NAME,
+    return xr.DataArray(lazy_particles(array, chunk_size), dims=PARTICLE_DIMS, name=IMAGE_NAME,
                         coords={k: ("particle", np.asarray(v)) for k, v in coords.items()}, attrs=attrs)

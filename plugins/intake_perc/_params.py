@@ -1,0 +1,42 @@
+"""Pydantic validation of driver arguments: intake renders bad user parameters silently, we refuse them."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from perc_platform.errors import ParameterError
+
+__all__ = ["SourceParams", "validate_params"]
+
+P = TypeVar("P", bound="SourceParams")
+
+
+class SourceParams(BaseModel):
+    """Base of every driver's parameter model: unknown parameters are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, data: Any) -> Any:
+        # Catalog templates render an unset optional parameter as "", which means "not given".
+        if isinstance(data, dict):
+            return {k: (None if v == "" else v) for k, v in data.items()}
+        return data
+
+
+def validate_params(model: type[P], driver: str, **kwargs: Any) -> P:
+    """Validate ``kwargs`` for ``driver`` or raise ParameterError naming each bad parameter and the fix."""
+    try:
+        return model(**kwargs)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "?"
+            value = err.get("input")
+            problems.append(f"{name}={value!r}: {err['msg']}")
+        fields = ", ".join(f"{n}: {f.annotation}" for n, f in model.model_fields.items())
+        raise ParameterError(f"bad parameter(s) for the {driver!r} catalog source: {'; '.join(problems)}. "
+                             f"It takes {fields}.") from None
