@@ -1,0 +1,37 @@
+"""``perc catalog list|describe``: browse a catalog (the shipped root catalog by default)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("catalog", help="list or describe catalog entries")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, helptext in (("list", "list the entries of a catalog"), ("describe", "describe one entry")):
+        p = actions.add_parser(name, help=helptext)
+        p.add_argument("--catalog", default=None, help="catalog path or URL (default: the shipped perc.yaml)")
+        if name == "describe":
+            p.add_argument("entry", help="entry name (nested entries with dots, e.g. demo.particles)")
+        p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import intake
+
+    from perc_platform.catalogs import catalog_path
+    from perc_platform.errors import DataNotFoundError
+
+    cat = intake.open_catalog(args.catalog or str(catalog_path()))
+    if args.action == "list":
+        for name in cat:
+            print(f"{name:24s} {cat[name].describe().get('description') or ''}")
+        return 0
+    node = cat
+    for part in args.entry.split("."):
+        if part not in node:
+            raise DataNotFoundError(f"catalog has no entry {args.entry!r}; `perc catalog list` shows the entries")
+        node = node[part]
+    print(json.dumps(node.describe(), indent=2, default=str))
+    return 0

@@ -1,0 +1,61 @@
+"""The platform's Dask client: an embedded LocalCluster on first use, or the scheduler in config.
+
+Nothing starts at import. ``get_client()`` returns the same client for the life of the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from distributed import Client, LocalCluster
+
+from perc_platform.config import get_config
+
+__all__ = ["get_client", "close_client", "dashboard_url"]
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_client: Client | None = None
+_cluster: LocalCluster | None = None
+
+
+def get_client(address: str | None = None, *, n_workers: int | None = None,
+               memory_limit: str | float | None = "auto") -> Client:
+    """The platform's client: connect to ``address`` / ``PERC_SCHEDULER_ADDRESS``, else an embedded cluster.
+
+    The embedded cluster uses worker processes (one thread each), binds to 127.0.0.1 and serves the
+    dashboard on a free port of 127.0.0.1 (``dashboard_url()``).
+    """
+    global _client, _cluster
+    with _lock:
+        if _client is not None and _client.status == "running":
+            return _client
+        address = address or get_config().scheduler_address
+        if address:
+            _client = Client(address, timeout=get_config().connect_timeout)
+        else:
+            workers = n_workers or max(1, min(2, os.cpu_count() or 1))
+            _cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                    host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                    memory_limit=memory_limit)
+            _client = Client(_cluster)
+        log.info("perc-platform dask client: %s (dashboard %s)", _client, _client.dashboard_link)
+        return _client
+
+
+def dashboard_url() -> str | None:
+    """The dashboard URL of the platform's client, if one is running."""
+    return _client.dashboard_link if _client is not None else None
+
+
+def close_client() -> None:
+    """Close the platform's client and the embedded cluster, if any."""
+    global _client, _cluster
+    with _lock:
+        if _client is not None:
+            _client.close()
+        if _cluster is not None:
+            _cluster.close()
+        _client = _cluster = None
