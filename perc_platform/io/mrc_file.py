@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from perc_platform.config import get_config
-from perc_platform.errors import TruncatedFileError
+from perc_platform.errors import ParameterError, TruncatedFileError
 from perc_platform.io.mrc_array import MrcFile
 from perc_platform.io.mrc_header import HEADER_BYTES, parse_header
 from perc_platform.storage.ranges import decompressed_copy, file_size, is_remote, read_bytes
@@ -24,6 +24,8 @@ def open_mrc_file(url: str, storage_options: dict[str, Any] | None = None) -> Mr
     Compressed maps (``.gz``/``.bz2``) are decompressed once into the cache and opened from there.
     """
     url = os.fspath(url)
+    if not url:
+        raise ParameterError("no MRC file given (empty path); pass a file path or URL")
     if url.lower().endswith(COMPRESSED_SUFFIXES):
         url = str(decompressed_copy(url, storage_options))
         storage_options = None

@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 import warnings
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,14 @@ import fsspec
 import numpy as np
 
 from perc_platform.config import get_config
-from perc_platform.errors import DataNotFoundError, RangeNotSupportedWarning, RemoteError, SizeLimitError, TruncatedFileError
+from perc_platform.errors import (
+    DataNotFoundError,
+    FormatError,
+    RangeNotSupportedWarning,
+    RemoteError,
+    SizeLimitError,
+    TruncatedFileError,
+)
 from perc_platform.storage.cache import atomic_write, cache_path_for_url, entry_lock, record
 
 __all__ = ["is_remote", "file_size", "read_bytes", "read_ranges_into", "local_copy", "decompressed_copy"]
@@ -172,12 +180,18 @@ def decompressed_copy(url: str, storage_options: dict[str, Any] | None = None) -
         if target.exists():
             return target
         total = 0
-        with opener(source, "rb") as src, atomic_write(target) as dst:
-            while block := src.read(8 * 2**20):
-                total += len(block)
-                if total > limit:
-                    raise SizeLimitError(f"{url}: decompresses to more than {limit / 2**30:.1f} GiB; raise "
-                                         "PERC_MAX_DECOMPRESSED_BYTES if the map is really that large")
-                dst.write(block)
+        try:
+            with opener(source, "rb") as src, atomic_write(target) as dst:
+                while block := src.read(8 * 2**20):
+                    total += len(block)
+                    if total > limit:
+                        raise SizeLimitError(f"{url}: decompresses to more than {limit / 2**30:.1f} GiB; raise "
+                                             "PERC_MAX_DECOMPRESSED_BYTES if the map is really that large")
+                    dst.write(block)
+        except (EOFError, OSError, zlib.error, ValueError) as exc:
+            if isinstance(exc, SizeLimitError):
+                raise
+            raise FormatError(f"{url}: the compressed file is damaged or truncated ({exc}); download it again") \
+                from None
         record("decompressed", url, target)
     return target

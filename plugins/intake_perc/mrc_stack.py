@@ -34,9 +34,9 @@ class MrcStackSource(DataSource):
 
     def __init__(self, urlpath: str | list[str] | None = None, star: str | None = None,
                  chunk_size: int | None = None, storage_options: dict[str, Any] | None = None,
-                 metadata: dict[str, Any] | None = None) -> None:
+                 metadata: dict[str, Any] | None = None, **unknown: Any) -> None:
         self.params = validate_params(MrcStackParams, self.name, urlpath=urlpath, star=star,
-                                      chunk_size=chunk_size, storage_options=storage_options)
+                                      chunk_size=chunk_size, storage_options=storage_options, **unknown)
         self._parts: tuple[MrcStackArray, dict[str, Any], dict[str, Any]] | None = None
         super().__init__(metadata=metadata)
 

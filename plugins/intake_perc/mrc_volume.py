@@ -28,9 +28,9 @@ class MrcVolumeSource(DataSource):
     partition_access = True
 
     def __init__(self, urlpath: str, chunks: int | None = None, storage_options: dict[str, Any] | None = None,
-                 metadata: dict[str, Any] | None = None) -> None:
+                 metadata: dict[str, Any] | None = None, **unknown: Any) -> None:
         self.params = validate_params(MrcVolumeParams, self.name, urlpath=urlpath, chunks=chunks,
-                                      storage_options=storage_options)
+                                      storage_options=storage_options, **unknown)
         self._density: xr.DataArray | None = None
         super().__init__(metadata=metadata)
 
