@@ -19,7 +19,7 @@ from perc_platform.io.mrc_file import open_mrc_file, open_mrc_files
 from perc_platform.io.star import particle_metadata, read_star
 from perc_platform.storage.ranges import is_remote
 
-__all__ = ["open_particles", "particle_parts", "expand_sources", "block_plan"]
+__all__ = ["block_plan", "expand_sources", "open_particles", "particle_parts"]
 
 Source = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
@@ -101,8 +101,11 @@ def block_plan(file_ids: np.ndarray, local: np.ndarray, section_bytes: int, chun
     return tuple(sizes)
 
 
+Parts = tuple[MrcStackArray, dict[str, Any], dict[str, Any]]
+
+
 def particle_parts(source: Source | None = None, star: str | os.PathLike[str] | None = None,
-                   storage_options: dict[str, Any] | None = None) -> tuple[MrcStackArray, dict[str, Any], dict[str, Any]]:
+                   storage_options: dict[str, Any] | None = None) -> Parts:
     """The lazy stack array, per-particle coords and attrs for stacks (optionally joined to a STAR file)."""
     if source is None and star is None:
         raise ParameterError("open_particles needs stack files, a STAR file, or both")
@@ -130,7 +133,7 @@ def particle_parts(source: Source | None = None, star: str | os.PathLike[str] | 
     else:
         files = open_mrc_files(given, storage_options)
         file_ids, local = None, None
-        uri = given[0] if len(given) == 1 else os.path.commonprefix(given) + "*"
+        uri = given[0] if len(given) == 1 else f"{given[0]} (+{len(given) - 1} more)"
     first = files[0].header
     for f in files[1:]:
         h = f.header

@@ -12,5 +12,16 @@ from perc_platform.io.star import StarTable as StarTable
 from perc_platform.io.star import particle_metadata as particle_metadata
 from perc_platform.io.star import read_star as read_star
 
-__all__ = ["MrcFile", "MrcStackArray", "MrcVolumeArray", "open_mrc_file", "open_mrc_files", "MODE_DTYPES",
-           "MrcHeader", "parse_header", "StarTable", "particle_metadata", "read_star"]
+__all__ = [
+           "MODE_DTYPES",
+           "MrcFile",
+           "MrcHeader",
+           "MrcStackArray",
+           "MrcVolumeArray",
+           "StarTable",
+           "open_mrc_file",
+           "open_mrc_files",
+           "parse_header",
+           "particle_metadata",
+           "read_star",
+]

@@ -62,10 +62,7 @@ def normalize_key(key: Any, ndim: int) -> Key:
 def _indices(k: Any, n: int) -> np.ndarray:
     if isinstance(k, slice):
         return np.arange(n, dtype=np.int64)[k]
-    if isinstance(k, np.ndarray):
-        idx = k.copy()
-    else:
-        idx = np.asarray([int(k)], dtype=np.int64)
+    idx = k.copy() if isinstance(k, np.ndarray) else np.asarray([int(k)], dtype=np.int64)
     if idx.size and (idx.min() < -n or idx.max() >= n):
         raise IndexError(f"index out of range for axis of length {n}")
     idx[idx < 0] += n
@@ -183,11 +180,16 @@ class MrcVolumeArray:
         lo, hi = (int(wanted.min()), int(wanted.max()) + 1) if wanted.size else (0, 0)
         block = np.empty((hi - lo, head.ny, head.nx), dtype=self._stored)
         if hi > lo:
-            read_ranges_into(self.file.url, [(head.data_offset + lo * head.section_bytes, (hi - lo) * head.section_bytes)],
-                             [block], self.file.options)
+            span = (head.data_offset + lo * head.section_bytes, (hi - lo) * head.section_bytes)
+            read_ranges_into(self.file.url, [span], [block], self.file.options)
         zyx = block.transpose(self._axes)
-        key[s] = wanted - lo if isinstance(key[s], np.ndarray) else (
-            slice(0, hi - lo, key[s].step) if isinstance(key[s], slice) and (key[s].step or 1) > 0 else wanted - lo
-            if not isinstance(key[s], (int, np.integer)) else int(wanted[0]) - lo)
+        # Re-express the key along the section axis relative to the block that was read.
+        k = key[s]
+        if isinstance(k, (int, np.integer)):
+            key[s] = int(wanted[0]) - lo
+        elif isinstance(k, slice) and (k.step or 1) > 0:
+            key[s] = slice(0, hi - lo, k.step)
+        else:
+            key[s] = wanted - lo
         out = _outer_index(zyx, tuple(key))
         return np.ascontiguousarray(out).astype(self.dtype, copy=False)

@@ -13,7 +13,7 @@ from perc_platform.io.mrc_array import MrcFile
 from perc_platform.io.mrc_header import HEADER_BYTES, parse_header
 from perc_platform.storage.ranges import decompressed_copy, file_size, is_remote, read_bytes
 
-__all__ = ["open_mrc_file", "open_mrc_files", "COMPRESSED_SUFFIXES"]
+__all__ = ["COMPRESSED_SUFFIXES", "open_mrc_file", "open_mrc_files"]
 
 COMPRESSED_SUFFIXES = (".gz", ".bz2")
 

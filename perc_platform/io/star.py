@@ -18,7 +18,7 @@ import pandas as pd
 from perc_platform.conventions import OPTICS_ATTRS, PARTICLE_COORDS
 from perc_platform.errors import StarFormatError
 
-__all__ = ["StarTable", "read_star", "parse_star_text", "ParticleMetadata", "particle_metadata"]
+__all__ = ["ParticleMetadata", "StarTable", "parse_star_text", "particle_metadata", "read_star"]
 
 _MAX_STAR_BYTES = 512 * 2**20
 _COORD_OF_COLUMN = {column: name for name, column in PARTICLE_COORDS.items()}
@@ -97,7 +97,7 @@ def _parse_blocks(text: str, source: str) -> dict[str, pd.DataFrame]:
                     raise StarFormatError(f"{source}: line {i} has {len(row)} values for {len(columns)} columns "
                                           f"of block data_{block}")
                 rows.append(row)
-            table = list(zip(*rows, strict=True)) if rows else [[] for _ in columns]
+            table: list[tuple[str, ...]] = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
             blocks[block] = pd.DataFrame({c: _typed(list(v)) for c, v in zip(columns, table, strict=True)})
             continue
         if line.startswith("_"):

@@ -11,5 +11,15 @@ from perc_platform.storage.ranges import local_copy as local_copy
 from perc_platform.storage.ranges import read_bytes as read_bytes
 from perc_platform.storage.ranges import read_ranges_into as read_ranges_into
 
-__all__ = ["atomic_write", "cache_dir", "cache_path_for_url", "entry_lock", "decompressed_copy", "file_size",
-           "is_remote", "local_copy", "read_bytes", "read_ranges_into"]
+__all__ = [
+           "atomic_write",
+           "cache_dir",
+           "cache_path_for_url",
+           "decompressed_copy",
+           "entry_lock",
+           "file_size",
+           "is_remote",
+           "local_copy",
+           "read_bytes",
+           "read_ranges_into",
+]

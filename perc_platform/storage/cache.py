@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from perc_platform.config import get_config
 
-__all__ = ["cache_dir", "cache_path_for_url", "atomic_write", "entry_lock", "record", "sweep_partials"]
+__all__ = ["atomic_write", "cache_dir", "cache_path_for_url", "entry_lock", "record", "sweep_partials"]
 
 
 def cache_dir() -> Path:

@@ -14,9 +14,9 @@ import shutil
 import time
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import fsspec
 import numpy as np
@@ -32,7 +32,7 @@ from perc_platform.errors import (
 )
 from perc_platform.storage.cache import atomic_write, cache_path_for_url, entry_lock, record
 
-__all__ = ["is_remote", "file_size", "read_bytes", "read_ranges_into", "local_copy", "decompressed_copy"]
+__all__ = ["decompressed_copy", "file_size", "is_remote", "local_copy", "read_bytes", "read_ranges_into"]
 
 _TRANSIENT = (ConnectionError, TimeoutError, OSError)
 _redirects: dict[str, str] = {}
@@ -131,7 +131,7 @@ def _read_local(path: str, ranges: Sequence[tuple[int, int]], buffers: Sequence[
     got = []
     try:
         for (start, length), buf in zip(ranges, buffers, strict=True):
-            view = memoryview(buf.reshape(-1).view(np.uint8))[:length]
+            view = memoryview(buf.reshape(-1).view(np.uint8)).cast("B")[:length]  # type: ignore[arg-type]
             done = 0
             while done < length:
                 n = os.preadv(fd, [view[done:]], start + done)
@@ -168,7 +168,8 @@ def local_copy(url: str, storage_options: dict[str, Any] | None = None) -> Path:
 
 def decompressed_copy(url: str, storage_options: dict[str, Any] | None = None) -> Path:
     """Decompress a ``.gz``/``.bz2`` file once into the cache (size-limited) and return the local path."""
-    opener = {".gz": gzip.open, ".bz2": bz2.open}[os.path.splitext(url)[1].lower()]
+    openers: dict[str, Callable[..., IO[bytes]]] = {".gz": gzip.open, ".bz2": bz2.open}  # type: ignore[dict-item]
+    opener = openers[os.path.splitext(url)[1].lower()]
     source = Path(_local_path(url)) if not is_remote(url) else local_copy(url, storage_options)
     key = f"{source.resolve()}:{source.stat().st_mtime_ns}" if not is_remote(url) else url
     target = cache_path_for_url(key, kind="decompressed")

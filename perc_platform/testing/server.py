@@ -22,9 +22,9 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-__all__ = ["LoopbackServer", "RequestRecord", "Fault", "Response"]
+__all__ = ["Fault", "LoopbackServer", "RequestRecord", "Response"]
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -117,8 +117,8 @@ class LoopbackServer:
     def url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("the loopback server is not running; call start() first")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._httpd.server_address[1]
+        return f"http://127.0.0.1:{port}"
 
     # -- configuration ----------------------------------------------------------------------------
     def add_route(self, prefix: str, route: Route) -> None:
@@ -217,7 +217,7 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.owner
         split = urlsplit(self.path)
         path = unquote(split.path)
-        query = dict(p.split("=", 1) if "=" in p else (p, "") for p in split.query.split("&") if p)
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
         rng = self.headers.get("Range")
         if owner.latency:
             time.sleep(owner.latency)

@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import dask.array as da
-from tests.io.mrc_helpers import mrcfile_read
 import numpy as np
 import pytest
 import starfile
@@ -16,6 +15,7 @@ import perc_platform as pp
 from perc_platform.datasets import select_particles
 from perc_platform.errors import DataNotFoundError, PercError, StarFormatError
 from perc_platform.testing import write_stack, write_star
+from tests.io.mrc_helpers import mrcfile_read
 
 STA = "ay19102021_L3_position6_ribo_it09_bin8_1.82A.mrcs"
 
@@ -45,7 +45,8 @@ def test_relion30_tilt_stack_pixel_size_from_detector(shared: Path) -> None:
     images = pp.open_particles(star=star)  # the stack is found beside the STAR file
     reference = starfile.read(star)
     assert images.shape == (219, 64, 64) and len(reference) == 219
-    expected_pixel = float(reference["rlnDetectorPixelSize"].iloc[0]) * 1e4 / float(reference["rlnMagnification"].iloc[0])
+    detector, magnification = reference["rlnDetectorPixelSize"].iloc[0], reference["rlnMagnification"].iloc[0]
+    expected_pixel = float(detector) * 1e4 / float(magnification)
     assert images.attrs["pixel_size"] == pytest.approx(expected_pixel) == pytest.approx(1.96)
     assert images.attrs["spherical_aberration"] == pytest.approx(2.7)
     np.testing.assert_allclose(images["defocus_u"].values, reference["rlnDefocusU"].to_numpy())
