@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from perc_platform.errors import ConfigError
 
-__all__ = ["PercConfig", "get_config", "ENDPOINTS"]
+__all__ = ["ENDPOINTS", "PercConfig", "get_config"]
 
 #: Archive endpoints: setting name -> default base URL (../shared/data/api/SHAPES.md).
 ENDPOINTS: dict[str, str] = {

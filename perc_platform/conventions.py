@@ -24,21 +24,21 @@ from perc_platform._version import __version__
 from perc_platform.errors import InputError
 
 __all__ = [
-    "PARTICLE_DIMS",
+    "DENSITY_NAME",
+    "IMAGE_NAME",
     "MICROGRAPH_DIMS",
     "MOVIE_DIMS",
-    "VOLUME_DIMS",
-    "STRUCTURE_DIMS",
-    "IMAGE_NAME",
-    "DENSITY_NAME",
-    "PARTICLE_COORDS",
     "OPTICS_ATTRS",
+    "PARTICLE_COORDS",
+    "PARTICLE_DIMS",
     "PROVENANCE_ATTRS",
-    "provenance",
+    "STRUCTURE_DIMS",
+    "VOLUME_DIMS",
     "add_history",
+    "provenance",
     "validate_particles",
-    "validate_volume",
     "validate_structure",
+    "validate_volume",
 ]
 
 PARTICLE_DIMS = ("particle", "y", "x")
@@ -84,7 +84,7 @@ PROVENANCE_ATTRS = ("source_id", "source_uri", "retrieved", "perc_platform_versi
 
 def provenance(source_id: str, source_uri: str, history: str) -> dict[str, Any]:
     """Provenance attrs for a new object: id, URI, retrieval time, version and a first history line."""
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     return {
         "source_id": source_id,
         "source_uri": source_uri,
@@ -96,7 +96,7 @@ def provenance(source_id: str, source_uri: str, history: str) -> dict[str, Any]:
 
 def add_history(obj: xr.DataArray | xr.Dataset, line: str) -> None:
     """Append one line to ``obj.attrs["history"]`` (in place; history is append-only)."""
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     previous = obj.attrs.get("history", "")
     obj.attrs["history"] = f"{previous}\n{now} {line}" if previous else f"{now} {line}"
 

@@ -8,21 +8,21 @@ how to fix it.
 from __future__ import annotations
 
 __all__ = [
-    "PercError",
-    "InputError",
+    "ConfigError",
+    "DataNotFoundError",
     "FormatError",
+    "IdentifierError",
+    "InputError",
     "MrcFormatError",
-    "TruncatedFileError",
-    "UnsupportedModeError",
+    "ParameterError",
+    "PercError",
+    "RangeNotSupportedWarning",
+    "RemoteError",
+    "SizeLimitError",
     "StarFormatError",
     "StructureFormatError",
-    "SizeLimitError",
-    "DataNotFoundError",
-    "ParameterError",
-    "IdentifierError",
-    "ConfigError",
-    "RemoteError",
-    "RangeNotSupportedWarning",
+    "TruncatedFileError",
+    "UnsupportedModeError",
 ]
 
 

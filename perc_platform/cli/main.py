@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from perc_platform._version import __version__
 from perc_platform.errors import PercError
 
-__all__ = ["main", "build_parser", "COMMANDS"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules under perc_platform.cli, in the order ``perc --help`` lists them.
 COMMANDS = ["demo", "catalog"]

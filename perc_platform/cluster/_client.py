@@ -13,7 +13,7 @@ from distributed import Client, LocalCluster
 
 from perc_platform.config import get_config
 
-__all__ = ["get_client", "close_client", "dashboard_url"]
+__all__ = ["close_client", "dashboard_url", "get_client"]
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()

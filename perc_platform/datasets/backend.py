@@ -12,12 +12,12 @@ from xarray.backends import BackendArray, BackendEntrypoint
 from xarray.core import indexing
 
 from perc_platform.conventions import DENSITY_NAME, IMAGE_NAME, PARTICLE_DIMS, VOLUME_DIMS
+from perc_platform.datasets.particles import particle_parts
+from perc_platform.datasets.volumes import volume_parts
 from perc_platform.errors import ParameterError
 from perc_platform.io.mrc_array import MrcStackArray, MrcVolumeArray
 from perc_platform.io.mrc_file import open_mrc_file
 from perc_platform.io.mrc_header import MrcHeader
-from perc_platform.datasets.particles import particle_parts
-from perc_platform.datasets.volumes import volume_parts
 
 __all__ = ["MrcBackendArray", "MrcBackendEntrypoint", "guess_kind"]
 

@@ -16,7 +16,7 @@ from dask.base import tokenize
 
 from perc_platform.io.mrc_array import MrcStackArray
 
-__all__ = ["stack_source", "select_particles", "lazy_particles"]
+__all__ = ["lazy_particles", "select_particles", "stack_source"]
 
 
 def stack_source(images: xr.DataArray) -> MrcStackArray | None:

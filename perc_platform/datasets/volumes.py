@@ -16,7 +16,7 @@ from perc_platform.conventions import DENSITY_NAME, VOLUME_DIMS, provenance
 from perc_platform.io.mrc_array import MrcFile, MrcVolumeArray
 from perc_platform.io.mrc_file import open_mrc_file
 
-__all__ = ["open_volume", "volume_parts", "emdb_id_of"]
+__all__ = ["emdb_id_of", "open_volume", "volume_parts"]
 
 _EMD = re.compile(r"EMD[-_](\d{4,6})", re.IGNORECASE)
 

@@ -8,4 +8,4 @@ from perc_platform.testing.server import LoopbackServer as LoopbackServer
 from perc_platform.testing.server import RequestRecord as RequestRecord
 from perc_platform.testing.server import Response as Response
 
-__all__ = ["write_stack", "write_star", "write_volume", "Fault", "LoopbackServer", "RequestRecord", "Response"]
+__all__ = ["Fault", "LoopbackServer", "RequestRecord", "Response", "write_stack", "write_star", "write_volume"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import mrcfile
 import numpy as np
 
-__all__ = ["write_stack", "write_volume", "write_star"]
+__all__ = ["write_stack", "write_star", "write_volume"]
 
 
 def write_stack(path: str | os.PathLike[str], n: int, shape: tuple[int, int] = (64, 64), *, dtype: str = "float32",
