@@ -177,7 +177,10 @@ def parse_header(raw: bytes, source: str = "<bytes>", *, max_bytes: int | None =
     raw = bytes(raw[:HEADER_BYTES])
     order = _byteorder(raw, source)
     ints = {name: int(np.frombuffer(raw, order + "i4", 1, off)[0]) for name, off in _INT_FIELDS}
-    floats = {name: np.frombuffer(raw, order + "f4", n, off).astype(float) for name, off, n in _FLOAT_FIELDS}
+    with np.errstate(invalid="ignore", over="ignore"):
+        floats = {name: np.frombuffer(raw, order + "f4", n, off).astype(float) for name, off, n in _FLOAT_FIELDS}
+    for name in ("cella", "cellb", "origin"):  # non-finite geometry means "not set"
+        floats[name] = np.where(np.isfinite(floats[name]), floats[name], 0.0)
     if raw[208:212] not in (b"MAP ", b"MAP\x00") and not (ints["nversion"] == 0 and raw[208:212] == b"\x00" * 4):
         raise MrcFormatError(f"{source}: missing the 'MAP ' tag at byte 208 (found {raw[208:212]!r}); "
                              "this is not an MRC/CCP4 file")

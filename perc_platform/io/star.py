@@ -166,6 +166,18 @@ def _unique_value(values: pd.Series) -> float | None:
 
 def particle_metadata(table: StarTable) -> ParticleMetadata:
     """Split ``rlnImageName`` and map columns to convention coords and optics attrs."""
+    if len(table.particles) == 0:
+        raise StarFormatError(f"{table.source}: the particle block has no rows")
+    try:
+        return _particle_metadata(table)
+    except (ValueError, TypeError, OverflowError) as exc:
+        if isinstance(exc, StarFormatError):
+            raise
+        raise StarFormatError(f"{table.source}: a column holds values of the wrong kind ({exc}); check the "
+                              "STAR file's numeric columns") from None
+
+
+def _particle_metadata(table: StarTable) -> ParticleMetadata:
     df = table.particles
     names = df["rlnImageName"].astype(str)
     parts = names.str.split("@", n=1, expand=True)
@@ -174,7 +186,7 @@ def particle_metadata(table: StarTable) -> ParticleMetadata:
         raise StarFormatError(f"{table.source}: rlnImageName {bad!r} is not of the form 000012@stack.mrcs")
     try:
         index = parts[0].astype(np.int64).to_numpy() - 1
-    except ValueError:
+    except (ValueError, OverflowError):
         raise StarFormatError(f"{table.source}: rlnImageName has a non-numeric image index; "
                               "expected 000012@stack.mrcs (1-based)") from None
     if (index < 0).any():
