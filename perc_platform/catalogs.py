@@ -24,7 +24,7 @@ import yaml
 from perc_platform.config import get_config
 from perc_platform.errors import DataNotFoundError, InputError
 
-__all__ = ["catalog_path", "open_catalog", "check_catalog", "UnsafeCatalogError", "allowed_drivers"]
+__all__ = ["UnsafeCatalogError", "allowed_drivers", "catalog_path", "check_catalog", "open_catalog"]
 
 _MAX_CATALOG_BYTES = 4 * 2**20
 _MAX_DEPTH = 6

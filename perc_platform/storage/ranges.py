@@ -34,7 +34,19 @@ from perc_platform.storage.cache import atomic_write, cache_path_for_url, entry_
 
 __all__ = ["decompressed_copy", "file_size", "is_remote", "local_copy", "read_bytes", "read_ranges_into"]
 
-_TRANSIENT = (ConnectionError, TimeoutError, OSError)
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError, OSError]
+    try:
+        import aiohttp
+        from fsspec.exceptions import FSTimeoutError
+
+        errors += [aiohttp.ClientError, FSTimeoutError]
+    except ImportError:  # fsspec's HTTP support (aiohttp) is optional for local-only use
+        pass
+    return tuple(errors)
+
+
+_TRANSIENT = _transient_errors()
 _redirects: dict[str, str] = {}
 
 
@@ -158,8 +170,13 @@ def local_copy(url: str, storage_options: dict[str, Any] | None = None) -> Path:
         fs = _fs(url, storage_options)
 
         def download() -> None:
+            expected = fs.info(url).get("size")
             with fs.open(url, "rb", block_size=0) as src, atomic_write(target) as dst:
                 shutil.copyfileobj(src, dst, 8 * 2**20)
+                got = dst.tell()
+                if expected is not None and got != int(expected):
+                    # Raised inside atomic_write: the temp file is removed, nothing lands in the cache.
+                    raise ConnectionError(f"got {got} of {expected} bytes")
 
         _with_retries(download, url)
         record("file", url, target)

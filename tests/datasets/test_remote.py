@@ -88,3 +88,20 @@ def test_remote_star_and_stack(shared: Path, server_factory) -> None:
     images = pp.open_particles(star=f"{srv.url}/relion31.star")
     assert images.attrs["pixel_size"] == pytest.approx(2.806)
     np.testing.assert_array_equal(images.values, mrcfile_read(shared / "particles" / "relion31.mrcs"))
+
+
+def test_cached_copy_is_verified_and_never_partial(stack_dir: Path, server_factory, isolated_cache: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from perc_platform.errors import RemoteError
+    from perc_platform.storage import local_copy
+
+    monkeypatch.setenv("PERC_RETRIES", "1")
+    monkeypatch.setenv("PERC_BACKOFF", "0")
+    srv = server_factory(stack_dir)
+    srv.add_fault("/big.mrcs", kind="drop", times=None)  # every body is cut in half
+    with pytest.raises(RemoteError, match="big.mrcs"):
+        local_copy(f"{srv.url}/big.mrcs")
+    assert not [p for p in isolated_cache.rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+    srv.faults.clear()
+    copy = local_copy(f"{srv.url}/big.mrcs")
+    assert copy.read_bytes() == (stack_dir / "big.mrcs").read_bytes()

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from perc_platform.errors import PercError
 from perc_platform.io import MrcStackArray, MrcVolumeArray, open_mrc_file, parse_header
-from perc_platform.io.star import particle_metadata, parse_star_text
+from perc_platform.io.star import parse_star_text, particle_metadata
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 LIMIT = 32 * 2**20  # PERC_MAX_ARRAY_BYTES during these tests
@@ -36,9 +36,14 @@ def _small_header(shape: tuple[int, int, int], dtype: str) -> bytes:
     """A valid header for a small file, so that some mutated files hold all their data and are read."""
     import mrcfile
 
-    with tempfile.TemporaryDirectory() as tmp, mrcfile.new(os.path.join(tmp, "s.mrc"), data=np.zeros(shape, dtype)) as m:
-        m.flush()
-        return bytes(m.header.tobytes())
+    tmp = tempfile.mkdtemp()
+    path = os.path.join(tmp, "s.mrc")
+    with mrcfile.new(path, data=np.zeros(shape, dtype)) as mrc:
+        mrc.flush()
+        header = bytes(mrc.header.tobytes())
+    os.remove(path)
+    os.rmdir(tmp)
+    return header
 
 
 REAL_HEADERS = [_real_header("maps/emd_1832.map"), _real_header("maps/EMD-3001.map"),
