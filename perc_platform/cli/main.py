@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from perc_platform._version import __version__
 from perc_platform.errors import PercError
@@ -20,9 +21,16 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 COMMANDS = ["demo", "catalog"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments give one line (``perc demo: error: ...``) and exit code 2, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="perc", description="perc-platform: cryo-EM and structure data "
-                                     "as lazy catalogs, on a Dask cluster, into PyTorch.")
+    parser = _Parser(prog="perc", description="perc-platform: cryo-EM and structure data "
+                     "as lazy catalogs, on a Dask cluster, into PyTorch.")
     parser.add_argument("--version", action="version", version=f"perc-platform {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
