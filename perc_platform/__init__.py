@@ -6,6 +6,7 @@ Importing the package starts nothing (no cluster, no network, no logging set-up)
 from perc_platform._version import __version__ as __version__
 from perc_platform.catalogs import open_catalog as open_catalog
 from perc_platform.datasets import open_particles as open_particles
+from perc_platform.datasets import open_structure as open_structure
 from perc_platform.datasets import open_volume as open_volume
 
-__all__ = ["__version__", "open_catalog", "open_particles", "open_volume"]
+__all__ = ["__version__", "open_catalog", "open_particles", "open_structure", "open_volume"]

@@ -1,0 +1,254 @@
+"""Cached fetches: one file per id in the cache, written atomically, locked per entry, listed in a manifest.
+
+* A download is written to an anonymous file (``O_TMPFILE``) in the target folder and linked into place
+  only when complete and valid, so a writer killed at any point (SIGKILL included) leaves no file behind.
+  Where ``O_TMPFILE`` is unavailable a hidden ``.<name>.<pid>.<thread>.part`` file is used instead, and
+  such leftovers are removed by the next writer of that entry.
+* An exclusive ``flock`` per entry makes two processes (or threads) fetching the same id wait for each
+  other: the first downloads, the second finds the finished file.
+* Existing files are served without any request; with ``PERC_OFFLINE`` only the cache is used.
+* :func:`fetch_many` runs fetches with bounded concurrency and reports progress.
+
+Public helpers: :func:`archive_path`, :func:`atomic_file`, :func:`record_entry`, :func:`fetch_file`,
+:func:`fetch_json`, :func:`fetch_many`, :func:`text_progress`, :class:`FetchOutcome`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Generic, TypeVar
+
+from perc_platform.archives import _http
+from perc_platform.errors import DataNotFoundError, FormatError, PercError
+from perc_platform.storage.cache import entry_lock
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "MISS_TTL",
+    "FetchOutcome",
+    "ManyProgress",
+    "Validator",
+    "archive_path",
+    "atomic_file",
+    "fetch_file",
+    "fetch_json",
+    "fetch_many",
+    "record_entry",
+    "text_progress",
+]
+
+T = TypeVar("T")
+K = TypeVar("K")
+
+#: Default number of fetches run at once by :func:`fetch_many` (kind to public services).
+DEFAULT_CONCURRENCY = 8
+
+#: ``validate(path)`` raises (any exception) when a downloaded file is unusable; it is then not cached.
+Validator = Callable[[str], None]
+
+
+def archive_path(*parts: str) -> Path:
+    """``<cache>/archives/<parts...>``; parts must already be validated ids or fixed names."""
+    return Path(_http.current_config().cache_dir).expanduser().joinpath("archives", *parts)
+
+
+def record_entry(kind: str, key: str, path: Path, **extra: Any) -> None:
+    """Append a line to the cache manifest, as :func:`perc_platform.storage.cache.record` writes it."""
+    root = Path(_http.current_config().cache_dir).expanduser()
+    line = {"kind": kind, "key": key, "path": str(path.relative_to(root)) if path.is_relative_to(root) else str(path),
+            "size": path.stat().st_size, "time": time.time(), **extra}
+    manifest = root / "manifest.jsonl"
+    with entry_lock(manifest), open(manifest, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
+def _sweep_dead_writers(target: Path) -> None:
+    # Called with the entry lock held: any temp file of this entry belongs to a writer that died.
+    for leftover in target.parent.glob(f".{target.name}.*"):
+        if leftover.suffix in (".part", ".link"):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+@contextlib.contextmanager
+def atomic_file(target: Path) -> Iterator[tuple[IO[bytes], str]]:
+    """Write ``target`` atomically: yields a temp file and a path to read it back, put in place on success.
+
+    Hold :func:`~perc_platform.storage.cache.entry_lock` on ``target`` around it when others may write it.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tag = f"{os.getpid()}.{threading.get_ident()}"
+    named: Path | None = None
+    try:
+        fd = os.open(target.parent, os.O_TMPFILE | os.O_RDWR, 0o644)
+    except (AttributeError, OSError):
+        named = target.with_name(f".{target.name}.{tag}.part")
+        fd = os.open(named, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+    handle = os.fdopen(fd, "w+b")
+    try:
+        yield handle, (str(named) if named else f"/proc/self/fd/{fd}")
+        handle.flush()
+        os.fsync(fd)
+        if named is None:
+            link = target.with_name(f".{target.name}.{tag}.link")
+            root = os.open("/", os.O_RDONLY)
+            try:
+                # src_dir_fd makes CPython call linkat(..., AT_SYMLINK_FOLLOW), which links the open inode.
+                os.link(f"/proc/self/fd/{fd}", link, src_dir_fd=root)
+            finally:
+                os.close(root)
+            os.replace(link, target)
+        else:
+            os.replace(named, target)
+    except BaseException:
+        if named is not None:
+            with contextlib.suppress(FileNotFoundError):
+                named.unlink()
+        raise
+    finally:
+        handle.close()
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_file(url: str, target: Path, *, what: str, kind: str, validate: Validator | None = None,
+               progress: _http.Progress | None = None, refresh: bool = False) -> Path:
+    """Return ``target``, downloading ``url`` into it first unless it is already cached.
+
+    ``what`` names the item in errors (e.g. ``"PDB entry 1AKI (mmCIF)"``); ``kind`` labels the manifest line.
+    A cached file is returned without any request; with ``PERC_OFFLINE`` a missing file raises
+    DataNotFoundError. ``validate`` checks the complete download before it is cached.
+    """
+    if target.exists() and not refresh:
+        return target
+    if _http.current_config().offline:
+        raise DataNotFoundError(f"{what} is not in the cache ({target}) and PERC_OFFLINE is set; fetch it once "
+                                "online or unset PERC_OFFLINE")
+    with entry_lock(target):
+        if target.exists() and not refresh:
+            return target  # another process or thread finished it while we waited
+        _sweep_dead_writers(target)
+        with atomic_file(target) as (handle, readable):
+            size = _http.download(url, handle, what=what, progress=progress)
+            handle.flush()
+            if validate is not None:
+                try:
+                    validate(readable)
+                except FormatError as exc:
+                    raise type(exc)(f"{what} from {url} is not usable ({exc}); nothing was cached") from exc
+                except PercError:
+                    raise
+                except Exception as exc:
+                    raise FormatError(f"{what} from {url} is not usable ({type(exc).__name__}: {exc}); "
+                                      "nothing was cached") from exc
+            digest = _sha256(readable)
+        record_entry(kind, what, target, url=url, sha256=digest, bytes=size)
+    return target
+
+
+#: A cached "nothing here" answer is asked again after this many seconds (entries appear over time).
+MISS_TTL = 24 * 3600.0
+
+
+def _stale_miss(target: Path, data: Any, missing: Any) -> bool:
+    return missing is not DataNotFoundError and data == missing and time.time() - target.stat().st_mtime > MISS_TTL
+
+
+def fetch_json(url: str, target: Path, *, what: str, kind: str, missing: Any = DataNotFoundError,
+               refresh: bool = False) -> Any:
+    """JSON from ``url``, cached in ``target`` (a 404 with ``missing`` given is cached as ``missing`` too).
+
+    Caching the "nothing here" answer lets offline lookups and fallbacks work without a request; it is
+    asked again after :data:`MISS_TTL` (when online). ``refresh=True`` asks again in any case.
+    """
+    offline = _http.current_config().offline
+    if target.exists() and not refresh:
+        data = json.loads(target.read_text(encoding="utf-8"))
+        if offline or not _stale_miss(target, data, missing):
+            return data
+    if offline:
+        raise DataNotFoundError(f"{what} is not in the cache ({target}) and PERC_OFFLINE is set; look it up "
+                                "once online or unset PERC_OFFLINE")
+    with entry_lock(target):
+        if target.exists() and not refresh:
+            data = json.loads(target.read_text(encoding="utf-8"))
+            if not _stale_miss(target, data, missing):
+                return data
+        _sweep_dead_writers(target)
+        data = _http.get_json(url, what=what, missing=missing)
+        with atomic_file(target) as (handle, _):
+            handle.write(json.dumps(data).encode())
+        record_entry(kind, what, target, url=url)
+    return data
+
+
+@dataclass(frozen=True)
+class FetchOutcome(Generic[K, T]):
+    """What one fetch of :func:`fetch_many` gave: its value, or the error it raised."""
+
+    key: K
+    value: T | None = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+#: ``progress(done, total, outcome)`` after each fetch of :func:`fetch_many` finishes.
+ManyProgress = Callable[[int, int, FetchOutcome[Any, Any]], None]
+
+
+def fetch_many(fetch: Callable[[K], T], keys: Iterable[K], *, max_workers: int = DEFAULT_CONCURRENCY,
+               progress: ManyProgress | None = None) -> list[FetchOutcome[K, T]]:
+    """Run ``fetch(key)`` for every key, at most ``max_workers`` at once; outcomes come back in key order.
+
+    One failing key does not stop the others: its outcome carries the error (PercError and OSError
+    subclasses); anything else (a bug) is re-raised.
+    """
+    items: Sequence[K] = list(keys)
+    outcomes: list[FetchOutcome[K, T] | None] = [None] * len(items)
+    if max_workers < 1:
+        raise ValueError(f"max_workers={max_workers} must be at least 1")
+    with ThreadPoolExecutor(max_workers=min(max_workers, max(1, len(items))),
+                            thread_name_prefix="perc-fetch") as pool:
+        futures = {pool.submit(fetch, key): i for i, key in enumerate(items)}
+        for done, future in enumerate(as_completed(futures), start=1):
+            i = futures[future]
+            try:
+                outcome: FetchOutcome[K, T] = FetchOutcome(items[i], value=future.result())
+            except (PercError, OSError) as exc:
+                outcome = FetchOutcome(items[i], error=exc)
+            outcomes[i] = outcome
+            if progress is not None:
+                progress(done, len(items), outcome)
+    return [o for o in outcomes if o is not None]
+
+
+def text_progress(stream: IO[str] | None = None) -> ManyProgress:
+    """A :func:`fetch_many` progress callback printing ``[done/total] key: result`` lines (stderr default)."""
+    out = stream or sys.stderr
+    lock = threading.Lock()
+
+    def report(done: int, total: int, outcome: FetchOutcome[Any, Any]) -> None:
+        status = f"{outcome.value}" if outcome.ok else f"FAILED: {outcome.error}"
+        with lock:
+            print(f"[{done}/{total}] {outcome.key}: {status}", file=out, flush=True)
+
+    return report
