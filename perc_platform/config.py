@@ -74,8 +74,32 @@ class PercConfig(BaseSettings):
         return hosts | set(self.extra_hosts)
 
 
+def _environment_key() -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in os.environ.items()
+                        if k.startswith("PERC_") or k in ("XDG_CACHE_HOME", "HOME")))
+
+
+_cache: dict[tuple[tuple[str, str], ...], PercConfig] = {}
+
+
 def get_config(**overrides: object) -> PercConfig:
-    """Current settings from the environment, with keyword overrides; raises ConfigError when invalid."""
+    """Current settings from the environment, with keyword overrides; raises ConfigError when invalid.
+
+    Settings are rebuilt whenever a ``PERC_*`` variable changes and reused otherwise (building them costs
+    milliseconds, and clients ask for them on every request).
+    """
+    key = _environment_key()
+    if not overrides and key in _cache:
+        return _cache[key]
+    config = _build(overrides)
+    if not overrides:
+        if len(_cache) > 64:
+            _cache.clear()
+        _cache[key] = config
+    return config
+
+
+def _build(overrides: dict[str, object]) -> PercConfig:
     try:
         return PercConfig(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
