@@ -34,16 +34,12 @@ _PARAMS_ATTR = "perc_preprocess"
 
 
 def _attr_value(value: Any) -> Any:
-    """A JSON-serialisable version of an attr value (Zarr stores attrs as JSON); None to drop it."""
-    if isinstance(value, (str, bool, int, float)) or value is None:
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple, np.ndarray)):
-        items = [_attr_value(v) for v in np.asarray(value, dtype=object).tolist()] if isinstance(value, np.ndarray) \
-            else [_attr_value(v) for v in value]
-        return items
-    return str(value)
+    """A JSON-serialisable version of an attr value (Zarr stores attrs as JSON)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_attr_value(v) for v in value]
+    return value if isinstance(value, (str, bool, int, float)) or value is None else str(value)
 
 
 def _template(images: xr.DataArray, box: int, chunk: int, attrs: dict[str, Any]) -> xr.Dataset:
