@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import dask.array as da
 import intake
@@ -37,6 +38,16 @@ def _reference(images: np.ndarray, box: int) -> np.ndarray:
     mean = np.array([im[outside].mean() for im in small])[:, None, None]
     sd = np.array([im[outside].std() for im in small])[:, None, None]
     return ((small - mean) / sd).astype(np.float32)
+
+
+def _wait_until_idle(client: Client) -> None:
+    """Wait until no worker executes a task (cancelled tasks run to their end on the worker)."""
+    def executing(dask_worker: Any) -> int:
+        return len(dask_worker.state.executing)
+
+    deadline = time.monotonic() + 120
+    while sum(client.run(executing).values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +116,7 @@ def test_resume_after_an_interruption_skips_finished_chunks(client: Client, stac
 
     with pytest.raises(KeyboardInterrupt):
         preprocess(stack, store, box=64, chunk_size=30, progress=interrupt)
-    time.sleep(1.0)  # let chunks already running on the workers finish (they write their markers)
+    _wait_until_idle(client)  # chunks already running when interrupted finish and write their markers
     done, total = store_progress(store)
     assert 2 <= done < total == 10
     with pytest.raises(FormatError, match="incomplete"):
