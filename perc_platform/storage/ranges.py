@@ -30,6 +30,7 @@ from perc_platform.errors import (
     SizeLimitError,
     TruncatedFileError,
 )
+from perc_platform.storage import _http_ranges
 from perc_platform.storage.cache import atomic_write, cache_path_for_url, entry_lock, record
 
 __all__ = ["decompressed_copy", "file_size", "is_remote", "local_copy", "read_bytes", "read_ranges_into"]
@@ -110,6 +111,8 @@ def read_ranges_into(url: str, ranges: Sequence[tuple[int, int]], buffers: Seque
     url = _redirects.get(url, url)
     if not is_remote(url):
         return _read_local(_local_path(url), ranges, buffers, allow_short)
+    if url.startswith(("http://", "https://")) and not storage_options:
+        return _read_http(url, ranges, buffers, storage_options, allow_short)
     fs = _fs(url, storage_options)
     starts = [s for s, _ in ranges]
     ends = [s + n for s, n in ranges]
@@ -132,6 +135,24 @@ def read_ranges_into(url: str, ranges: Sequence[tuple[int, int]], buffers: Seque
         flat[: len(blob)] = np.frombuffer(blob, np.uint8)
         got.append(len(blob))
     return got
+
+
+def _read_http(url: str, ranges: Sequence[tuple[int, int]], buffers: Sequence[np.ndarray],
+               storage_options: dict[str, Any] | None, allow_short: bool) -> list[int]:
+    """Plain HTTP(S): each range read straight into its buffer (``_http_ranges``), same checks and fallback."""
+    try:
+        got = _with_retries(lambda: _http_ranges.read_ranges_into(url, ranges, buffers, allow_short), url)
+    except _http_ranges.RangeIgnored:
+        warnings.warn(f"{url}: the server ignored an HTTP Range request; caching the whole file once "
+                      "and reading it locally", RangeNotSupportedWarning, stacklevel=4)
+        local = local_copy(url, storage_options)
+        _redirects[url] = str(local)
+        return _read_local(str(local), ranges, buffers, allow_short)
+    for (start, length), n in zip(ranges, got, strict=True):
+        if n < length and not allow_short:
+            raise TruncatedFileError(f"{url}: asked for {length} bytes at {start}, got {n}; "
+                                     "the file is shorter than its header says")
+    return got  # type: ignore[no-any-return]
 
 
 def _read_local(path: str, ranges: Sequence[tuple[int, int]], buffers: Sequence[np.ndarray],

@@ -1,0 +1,137 @@
+"""Remote particle stacks on the loopback EMPIAR: bytes moved for 1% random access, and sequential speed.
+
+Usage: python benchmarks/bench_remote.py [--gb 1.0] [--box 128] [--repeats 5] [--dir DIR]
+
+A ~1 GB stack (``--box`` x ``--box`` float32) is generated into a mini EMPIAR entry and served by the
+loopback archive (real HTTP on 127.0.0.1, Range supported), then opened through the EMPIAR catalog code.
+
+1. 1% of the particles at random, read with ``select_particles``: bytes the server sent for the data over
+   the bytes of the particles asked for (``bytes_ratio``; the 1 KB header is counted apart). EMPIARreader's
+   MRC source reads each file whole per partition: measured here by fetching every file the particles
+   touch, whole, over the same server (``whole_file_bytes_ratio``).
+2. A sequential pass over all chunks (dask threads) of the remote stack vs the same pass over the local
+   file, alternating, page cache warm: ``remote_local_speed_ratio`` is remote speed / local speed, best of
+   ``--repeats`` runs each; the median of the per-pair ratios is printed too (steadier on a busy machine).
+   The generic fsspec/aiohttp read path (used when storage_options are given) is timed alongside.
+
+Last line: JSON with bytes_ratio, whole_file_bytes_ratio, remote_local_speed_ratio (and the raw figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+NUMBER = "10001"
+
+
+def generate(path: Path, n: int, box: int) -> None:
+    code = ("import sys; from perc_platform.testing import write_stack; "
+            f"write_stack(sys.argv[1], {n}, ({box}, {box}), seed=0)")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+
+
+def sequential_pass(images) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    import dask
+
+    data = images.data
+    started = time.perf_counter()
+    # Each task reads one chunk and keeps only its size: the pass measures reading, not concatenation.
+    sizes = data.map_blocks(lambda b: np.array([[[b.nbytes]]]), chunks=(1, 1, 1), dtype=np.int64)
+    (total,) = dask.compute(sizes.sum(), scheduler="threads")
+    return time.perf_counter() - started, int(total)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gb", type=float, default=1.0)
+    parser.add_argument("--box", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--dir", type=Path, default=None)
+    args = parser.parse_args()
+    image_bytes = args.box * args.box * 4
+    n = int(args.gb * 2**30 // image_bytes)
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        os.environ["PERC_CACHE_DIR"] = str(Path(tmp) / "cache")
+        folder = Path(tmp) / "empiar" / NUMBER / "data" / "particles"
+        folder.mkdir(parents=True)
+        stack = folder / "stack.mrcs"
+        generate(stack, n, args.box)
+
+        import fsspec
+
+        import perc_platform as pp
+        from perc_platform.datasets import select_particles
+        from perc_platform.datasets.empiar import open_empiar_imageset
+        from perc_platform.testing.empiar import empiar_archive
+
+        with empiar_archive(Path(tmp) / "empiar") as server:
+            images = open_empiar_imageset(NUMBER, "particles", pattern="*.mrcs")
+            assert images.shape[0] == n
+
+            # 1. one percent at random
+            picks = np.random.default_rng(0).choice(n, n // 100, replace=False)
+            server.reset_counts()
+            opened = open_empiar_imageset(NUMBER, "particles", pattern="*.mrcs")  # listing/metadata are cached
+            header_bytes = server.bytes_sent
+            server.reset_counts()
+            values = select_particles(opened, picks).values
+            moved = server.bytes_sent
+            needed = picks.size * image_bytes
+            assert values.shape == (picks.size, args.box, args.box)
+            server.reset_counts()
+            fs = fsspec.filesystem("http")
+            for url in images.attrs["stack_files"]:  # EMPIARreader: each touched file, whole
+                whole = fs.cat_file(url)
+                assert len(whole) == stack.stat().st_size
+                del whole
+            whole_moved = server.bytes_sent
+
+            # 2. sequential pass, remote vs local (page cache warm for both)
+            remote_images, local_images = images, pp.open_particles(stack)
+            # The generic fsspec/aiohttp path (taken when storage_options are given), for comparison.
+            via_fsspec = pp.open_particles(images.attrs["stack_files"][0], storage_options={"client_kwargs": {}})
+            sequential_pass(local_images)
+            remote_times, local_times, fsspec_times = [], [], []
+            for _ in range(args.repeats):
+                fsspec_times.append(sequential_pass(via_fsspec)[0])
+                elapsed, total = sequential_pass(remote_images)
+                assert total == n * image_bytes
+                remote_times.append(elapsed)
+                elapsed, total = sequential_pass(local_images)
+                assert total == n * image_bytes
+                local_times.append(elapsed)
+    size_mb = n * image_bytes / 2**20
+    remote_mb_s, local_mb_s = size_mb / min(remote_times), size_mb / min(local_times)
+    chunks = len(remote_images.data.chunks[0])
+    print(f"stack: {n} particles of {args.box}x{args.box} float32 = {size_mb:.0f} MB in {chunks} chunks, "
+          f"served on loopback; {os.cpu_count()} CPUs")
+    print(f"1% random ({picks.size} particles, {needed / 2**20:.2f} MB needed): moved {moved / 2**20:.2f} MB "
+          f"= {moved / needed:.4f}x (+ {header_bytes} header/listing bytes to open); "
+          f"whole file per partition moved {whole_moved / 2**20:.0f} MB = {whole_moved / needed:.1f}x")
+    print(f"{'sequential pass':18s} {'best s':>8s} {'MB/s':>10s}")
+    print(f"{'remote (loopback)':18s} {min(remote_times):8.3f} {remote_mb_s:10.0f}")
+    print(f"{'remote via fsspec':18s} {min(fsspec_times):8.3f} {size_mb / min(fsspec_times):10.0f}")
+    print(f"{'local file':18s} {min(local_times):8.3f} {local_mb_s:10.0f}")
+    ratio = remote_mb_s / local_mb_s
+    pairs = np.array(local_times) / np.array(remote_times)
+    paired = float(np.median(pairs))
+    print(f"per-pair remote/local ratios: {', '.join(f'{p:.2f}' for p in pairs)} (median {paired:.2f}); "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"bytes ratio {moved / needed:.4f} (target <= 1.05); remote/local speed {ratio:.2f} (target >= 0.5)")
+    print(json.dumps({"bytes_ratio": round(moved / needed, 4), "whole_file_bytes_ratio": round(whole_moved / needed, 1),
+                      "remote_local_speed_ratio": round(ratio, 3), "paired_median_ratio": round(paired, 3),
+                      "header_bytes": header_bytes, "fsspec_mb_s": round(size_mb / min(fsspec_times), 1),
+                      "remote_mb_s": round(remote_mb_s, 1), "local_mb_s": round(local_mb_s, 1)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Ranged HTTP(S) reads straight into the caller's buffers (``readinto``: no intermediate bytes, no copies).
+
+Used by :func:`perc_platform.storage.ranges.read_ranges_into` for plain ``http(s)://`` URLs without
+storage options. Each thread keeps a few keep-alive connections (one per host); several ranges of one call
+are fetched concurrently on a small shared pool, so random access over a slow link is not serialised.
+Errors map onto what ``ranges`` retries or reports: FileNotFoundError (404/410), ConnectionError
+(dropped connection, short body, 429/5xx and other unusable answers), and :class:`RangeIgnored` when the
+server answers a ranged request with the whole file (200), which ``ranges`` turns into a cached copy.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from perc_platform.config import get_config
+
+__all__ = ["RangeIgnored", "read_ranges_into"]
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+_MAX_HOSTS_PER_THREAD = 4
+_POOL_SIZE = 8
+_local = threading.local()
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+class RangeIgnored(Exception):
+    """The server sent the whole file (HTTP 200) for a ranged request."""
+
+
+def _connections() -> OrderedDict[tuple[str, str], http.client.HTTPConnection]:
+    if not hasattr(_local, "connections"):
+        _local.connections = OrderedDict()
+    return _local.connections  # type: ignore[no-any-return]
+
+
+def _connection(scheme: str, netloc: str) -> tuple[http.client.HTTPConnection, bool]:
+    """This thread's keep-alive connection to ``netloc`` (and whether it was reused)."""
+    pool = _connections()
+    key = (scheme, netloc)
+    if key in pool:
+        pool.move_to_end(key)
+        return pool[key], True
+    config = get_config()
+    cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+    conn = cls(netloc, timeout=config.connect_timeout)
+    conn.connect()
+    if conn.sock is not None:
+        conn.sock.settimeout(config.read_timeout)
+    pool[key] = conn
+    while len(pool) > _MAX_HOSTS_PER_THREAD:
+        pool.popitem(last=False)[1].close()
+    return conn, False
+
+
+def _drop(scheme: str, netloc: str) -> None:
+    conn = _connections().pop((scheme, netloc), None)
+    if conn is not None:
+        conn.close()
+
+
+def _request(url: str, start: int, length: int) -> http.client.HTTPResponse:
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    headers = {"Range": f"bytes={start}-{start + length - 1}", "Accept-Encoding": "identity"}
+    for _ in range(2):
+        conn, reused = _connection(parts.scheme, parts.netloc)
+        try:
+            conn.request("GET", target, headers=headers)
+            return conn.getresponse()
+        except (http.client.HTTPException, OSError) as exc:
+            _drop(parts.scheme, parts.netloc)
+            if not reused:  # a fresh connection failed: a real error; a reused one may just have gone stale
+                raise ConnectionError(f"GET {url} failed: {type(exc).__name__}: {exc}") from exc
+    raise AssertionError("unreachable")
+
+
+def _read_one(url: str, start: int, length: int, buf: np.ndarray, allow_short: bool) -> int:
+    parts = urlsplit(url)
+    resp = _request(url, start, length)
+    status = resp.status
+    if status != 206:
+        whole = status == 200 and start == 0 and resp.length is not None and resp.length <= length
+        if not whole:
+            _drop(parts.scheme, parts.netloc)  # do not read a body we will not use
+            if status in (404, 410):
+                raise FileNotFoundError(url)
+            if status == 416 and allow_short:
+                return 0
+            if status == 200:
+                raise RangeIgnored(url)
+            raise ConnectionError(f"GET {url} bytes {start}-{start + length - 1}: HTTP {status} {resp.reason}")
+    else:
+        match = _CONTENT_RANGE.match(resp.getheader("Content-Range", ""))
+        if not match or int(match.group(1)) != start:
+            _drop(parts.scheme, parts.netloc)
+            raise ConnectionError(f"GET {url}: asked for bytes from {start}, the server sent "
+                                  f"{resp.getheader('Content-Range')!r}")
+    expected = resp.length if resp.length is not None else length
+    if expected > length:
+        _drop(parts.scheme, parts.netloc)
+        raise RangeIgnored(url)
+    view = memoryview(buf.reshape(-1).view(np.uint8)).cast("B")[:expected]  # type: ignore[arg-type]
+    got = 0
+    try:
+        while got < expected:
+            n = resp.readinto(view[got:])
+            if not n:
+                break
+            got += n
+    except (http.client.HTTPException, OSError) as exc:
+        _drop(parts.scheme, parts.netloc)
+        raise ConnectionError(f"GET {url}: connection dropped after {got} of {expected} bytes ({exc})") from exc
+    if got < expected:
+        _drop(parts.scheme, parts.netloc)
+        raise ConnectionError(f"GET {url}: connection dropped after {got} of {expected} bytes")
+    return got
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=_POOL_SIZE, thread_name_prefix="perc-http-range")
+        return _pool
+
+
+def read_ranges_into(url: str, ranges: Sequence[tuple[int, int]], buffers: Sequence[np.ndarray],
+                     allow_short: bool) -> list[int]:
+    """Bytes read per range (each ``(start, length)`` into its buffer); several ranges run concurrently."""
+    if len(ranges) == 1:
+        (start, length), = ranges
+        return [_read_one(url, start, length, buffers[0], allow_short)]
+    futures = [_shared_pool().submit(_read_one, url, s, n, b, allow_short)
+               for (s, n), b in zip(ranges, buffers, strict=True)]
+    return [f.result() for f in futures]

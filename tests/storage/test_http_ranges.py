@@ -1,0 +1,67 @@
+"""Plain HTTP range reads straight into buffers: kept-alive connections, many ranges, odd answers."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from perc_platform.errors import RemoteError
+from perc_platform.storage import _http_ranges, read_bytes, read_ranges_into
+from perc_platform.testing import Response
+
+
+@pytest.fixture
+def blob(tmp_path: Path) -> Path:
+    path = tmp_path / "blob.bin"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes())
+    return path
+
+
+def test_many_ranges_in_one_call_fill_their_buffers(blob: Path, server_factory) -> None:
+    srv = server_factory(blob.parent)
+    raw = blob.read_bytes()
+    ranges = [(s, min(n, len(raw) - s)) for s, n in zip(range(0, 290_000, 9_999), range(1, 30_000, 1_000),
+                                                        strict=False)]
+    buffers = [np.empty(n, np.uint8) for _, n in ranges]
+    assert read_ranges_into(f"{srv.url}/blob.bin", ranges, buffers) == [n for _, n in ranges]
+    for (start, n), buf in zip(ranges, buffers, strict=True):
+        assert buf.tobytes() == raw[start:start + n]
+    assert srv.bytes_sent == sum(n for _, n in ranges)  # os.sendfile sent exactly the ranges
+
+
+def test_a_stale_kept_alive_connection_is_replaced(blob: Path, server_factory) -> None:
+    srv = server_factory(blob.parent)
+    url = f"{srv.url}/blob.bin"
+    assert read_bytes(url, 10, 5) == blob.read_bytes()[10:15]
+    conn = _http_ranges._connections()[("http", url.split("/")[2])]
+    os.close(conn.sock.fileno())  # the connection dies while idle (as when a server times it out)
+    conn.sock.detach()
+    assert read_bytes(url, 100, 7) == blob.read_bytes()[100:107]
+    assert _http_ranges._connections()[("http", url.split("/")[2])] is not conn  # a fresh one
+
+
+def test_whole_file_answer_is_accepted_when_it_is_what_was_asked(blob: Path, server_factory) -> None:
+    srv = server_factory(blob.parent, ignore_range=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RangeNotSupportedWarning: nothing needs caching
+        assert read_bytes(f"{srv.url}/blob.bin", 0, blob.stat().st_size) == blob.read_bytes()
+
+
+def test_reads_past_the_end(blob: Path, server_factory) -> None:
+    srv = server_factory(blob.parent)
+    size = blob.stat().st_size
+    assert read_bytes(f"{srv.url}/blob.bin", size - 4, 100) == blob.read_bytes()[-4:]
+    assert read_bytes(f"{srv.url}/blob.bin", size + 10, 100) == b""
+
+
+def test_a_wrong_content_range_is_not_trusted(server_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERC_RETRIES", "1")
+    monkeypatch.setenv("PERC_BACKOFF", "0")
+    srv = server_factory(None)
+    srv.add_route("/odd", lambda path, query: Response(b"x" * 10, 206, {"Content-Range": "bytes 0-9/100"}))
+    with pytest.raises(RemoteError, match=r"asked for bytes from 50.*bytes 0-9/100"):
+        read_bytes(f"{srv.url}/odd", 50, 10)
