@@ -11,9 +11,11 @@ import threading
 
 from distributed import Client, LocalCluster
 
+from perc_platform.cluster._plugin import register_config_plugin
 from perc_platform.config import get_config
+from perc_platform.errors import RemoteError
 
-__all__ = ["close_client", "dashboard_url", "get_client"]
+__all__ = ["close_client", "dashboard_url", "get_client", "scheduler_address"]
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -21,12 +23,14 @@ _client: Client | None = None
 _cluster: LocalCluster | None = None
 
 
-def get_client(address: str | None = None, *, n_workers: int | None = None,
-               memory_limit: str | float | None = "auto") -> Client:
+def get_client(address: str | None = None, *, n_workers: int | None = None, threads_per_worker: int = 1,
+               memory_limit: str | float | None = "auto", share_config: bool = True) -> Client:
     """The platform's client: connect to ``address`` / ``PERC_SCHEDULER_ADDRESS``, else an embedded cluster.
 
-    The embedded cluster uses worker processes (one thread each), binds to 127.0.0.1 and serves the
-    dashboard on a free port of 127.0.0.1 (``dashboard_url()``).
+    The embedded cluster uses worker processes (``threads_per_worker`` threads each, default 1), binds to
+    127.0.0.1 and serves the dashboard on a free port of 127.0.0.1 (``dashboard_url()``). With
+    ``share_config`` (the default) the workers get this process's ``PERC_*`` settings through
+    :class:`PercConfigPlugin`.
     """
     global _client, _cluster
     with _lock:
@@ -37,12 +41,21 @@ def get_client(address: str | None = None, *, n_workers: int | None = None,
             _client = Client(address, timeout=get_config().connect_timeout)
         else:
             workers = n_workers or max(1, min(2, os.cpu_count() or 1))
-            _cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+            _cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
                                     host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                     memory_limit=memory_limit)
             _client = Client(_cluster)
+        if share_config:
+            register_config_plugin(_client)
         log.info("perc-platform dask client: %s (dashboard %s)", _client, _client.dashboard_link)
         return _client
+
+
+def scheduler_address(client: Client) -> str:
+    """Address of the scheduler ``client`` talks to."""
+    if client.scheduler is None:
+        raise RemoteError("the Dask client is not connected to a scheduler; call get_client() again")
+    return str(client.scheduler.address)
 
 
 def dashboard_url() -> str | None:

@@ -13,6 +13,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
 from perc_platform.io.mrc_array import MrcStackArray
 
@@ -38,8 +39,13 @@ def lazy_particles(array: MrcStackArray, chunk_size: int | None = None) -> da.Ar
 
     chunks = block_plan(array.file_ids, array.local, array.files[0].header.section_bytes, chunk_size)
     name = "perc-read-mrc-" + tokenize([f.url for f in array.files], array.file_ids, array.local, chunks)
-    return da.from_array(array, chunks=(chunks, (array.shape[1],), (array.shape[2],)), name=name,
+    data = da.from_array(array, chunks=(chunks, (array.shape[1],), (array.shape[2],)), name=name,
                          meta=np.empty((0, 0, 0), dtype=array.dtype), asarray=False, fancy=True)
+    # A Blockwise read layer is fused into whatever consumes it (a reduction's chunk step), and the Dask
+    # dashboard would name those tasks after the consumer only; materialised, the reads stay visible there
+    # as perc-read-mrc tasks (task prefixes come from key names).
+    layers = {k: MaterializedLayer(dict(v)) if k == name else v for k, v in data.dask.layers.items()}
+    return da.Array(HighLevelGraph(layers, data.dask.dependencies), name, data.chunks, meta=data._meta)
 
 
 def select_particles(images: xr.DataArray, indices: Sequence[int] | np.ndarray | slice,
