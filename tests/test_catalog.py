@@ -7,14 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import intake
-import mrcfile
 import numpy as np
 import pytest
 import xarray as xr
 
 from perc_platform.catalogs import catalog_path
-from perc_platform.demo import make_demo_data
-from perc_platform.testing import write_stack
+from perc_platform.testing import write_stack, write_star
 from tests.io.mrc_helpers import mrcfile_read
 
 
@@ -31,19 +29,16 @@ def test_root_catalog_lists_entries(quiet: None) -> None:
     assert set(cat.demo) >= {"particles", "map"}
 
 
-def test_demo_catalog_on_generated_data(quiet: None, tmp_path: Path) -> None:
-    files = make_demo_data(tmp_path, n_particles=60, box=16)
+def test_demo_catalog_local_entry(quiet: None, tmp_path: Path) -> None:
+    write_stack(tmp_path / "particles.mrcs", 60, (16, 16), pixel_size=1.5)
+    write_star(tmp_path / "particles.star", "particles.mrcs", 60, pixel_size=1.5)
     cat = intake.open_catalog(str(catalog_path("demo.yaml")))
-    source = cat.particles(data_dir=str(tmp_path))
-    ds = source.to_dask()
+    assert {"structure", "map", "particles", "local_particles"} <= set(cat)
+    ds = cat.local_particles(data_dir=str(tmp_path)).to_dask()
     assert isinstance(ds, xr.Dataset)
-    np.testing.assert_array_equal(ds["image"].values, mrcfile_read(files["particles"]))
+    np.testing.assert_array_equal(ds["image"].values, mrcfile_read(tmp_path / "particles.mrcs"))
     assert ds["image"].attrs["pixel_size"] == pytest.approx(1.5)
     assert ds["class_number"].values.tolist()[:4] == [1, 2, 3, 1]
-    density = cat.map(data_dir=str(tmp_path)).to_dask()["density"]
-    with mrcfile.open(files["map"]) as mrc:
-        np.testing.assert_array_equal(density.values, mrc.data)
-        assert float(density.x[0]) == pytest.approx(float(mrc.header.origin.x))
 
 
 def test_discover_reads_headers_only_and_partitions_are_files(quiet: None, tmp_path: Path, server_factory) -> None:

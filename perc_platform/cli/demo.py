@@ -9,6 +9,10 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("demo", help="run the demo on generated data and the embedded Dask cluster")
     parser.add_argument("--out", type=Path, default=Path("perc-output"), help="output folder (default perc-output)")
+    parser.add_argument("--real-data", type=Path, default=None, metavar="DIR",
+                        help="run on a folder of real files (a structure 1abc.pdb, a map emd_N.map, a STAR file "
+                             "beside its .mrcs stacks), e.g. ../shared/data")
+    parser.add_argument("--particles", type=int, default=1200, help="simulated particles (default 1200)")
     parser.set_defaults(func=run)
 
 
@@ -17,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from perc_platform.demo import run_demo
 
     try:
-        run_demo(args.out)
+        run_demo(args.out, real_data=args.real_data, n_particles=args.particles)
     finally:
         close_client()
     return 0

@@ -38,5 +38,8 @@ def test_readme_demo_command_on_a_fresh_clone(tmp_path: Path) -> None:
                             text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = clone / "perc-output"
-    assert (out / "data" / "particles.mrcs").stat().st_size > 0
-    assert "dashboard" in result.stdout and "particle mean / std" in result.stdout
+    for name in ("classes/classes.png", "map_slices.png", "density_graph.png", "neural_map_1A.mrc",
+                 "density_graph.cif", "classes/classes.mrcs", "classes/classes.star"):
+        assert (out / name).stat().st_size > 0, name
+    assert "dashboard: http://127.0.0.1:" in result.stdout
+    assert "perc demo summary" in result.stdout and "neural map MAE" in result.stdout
