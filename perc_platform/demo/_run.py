@@ -3,7 +3,6 @@ a neural map with its density graph; pictures and files into ``out``, a summary 
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from perc_platform.testing._env import environment
 
 __all__ = ["run_demo"]
 
@@ -36,23 +37,8 @@ def _serve(archive_root: Path, stack: ExitStack) -> Any:
 
     server = stack.enter_context(archive_server(archive_root / "structures", archive_root / "maps"))
 
-    stack.enter_context(_environment(add_empiar_routes(server, archive_root / "empiar")))
+    stack.enter_context(environment(add_empiar_routes(server, archive_root / "empiar")))
     return server
-
-
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of a block, then restore them."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def run_demo(out_dir: Path, *, real_data: Path | None = None, n_particles: int = 1200, classes: int = 6,
@@ -64,7 +50,7 @@ def run_demo(out_dir: Path, *, real_data: Path | None = None, n_particles: int =
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     # The demo's ids (9DEM, EMD-90001, ...) are made up: keep them out of the user's real cache.
-    with _environment({"PERC_CACHE_DIR": str(out / "cache")}):
+    with environment({"PERC_CACHE_DIR": str(out / "cache")}):
         return _run(out, real_data, n_particles, classes, fit_steps)
 
 

@@ -39,6 +39,7 @@ from typing import Any
 import gemmi
 import mrcfile
 
+from perc_platform.testing._env import environment
 from perc_platform.testing.server import LoopbackServer, RequestRecord, Response, _Handler
 
 __all__ = ["ARCHIVE_ENDPOINTS", "ArchiveServer", "archive_server"]
@@ -290,14 +291,8 @@ class _ThrottledHandler(_Handler):
 def archive_server(*data_dirs: str | os.PathLike[str], latency: float = 0.0) -> Iterator[ArchiveServer]:
     """Start an :class:`ArchiveServer` over ``data_dirs`` and point ``PERC_*_URL`` at it inside the block."""
     server = ArchiveServer(*data_dirs, latency=latency).start()
-    saved = {key: os.environ.get(key) for key in server.env}
-    os.environ.update(server.env)
     try:
-        yield server
+        with environment(server.env):
+            yield server
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         server.stop()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from perc_platform.io.mrc_header import HEADER_BYTES, parse_header
+from perc_platform.testing._env import environment
 from perc_platform.testing.server import LoopbackServer, Response, _listing
 
 __all__ = ["EMPIAR_API", "EMPIAR_FILES", "add_empiar_routes", "empiar_archive", "imagesets_from_tree"]
@@ -128,15 +129,8 @@ def add_empiar_routes(server: LoopbackServer, root: str | os.PathLike[str]) -> d
 def empiar_archive(root: str | os.PathLike[str], **server_options: Any) -> Iterator[LoopbackServer]:
     """A loopback EMPIAR over ``root``, with ``PERC_EMPIAR_*_URL`` pointing at it inside the block."""
     server = LoopbackServer(None, **server_options).start()
-    env = add_empiar_routes(server, root)
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
     try:
-        yield server
+        with environment(add_empiar_routes(server, root)):
+            yield server
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         server.stop()
