@@ -50,8 +50,8 @@ def test_structure_kind() -> None:
     assert structure_id_kind("P00698") == "uniprot"
 
 
-BAD = ["", "   ", "../etc/passwd", "../../etc/passwd", "..", "P00698/../x", "a/b", "1AKI\\x", "P0069 8", "x" * 200, "P00698\x00",
-       "1AK", "P00698-2", "ZZZZZZZZ"]
+BAD = ["", "   ", "../etc/passwd", "../../etc/passwd", "..", "P00698/../x", "a/b", "1AKI\\x", "P0069 8", "x" * 200,
+       "P00698\x00", "1AK", "P00698-2", "ZZZZZZZZ"]
 
 
 @pytest.mark.parametrize("bad", BAD)

@@ -1,0 +1,82 @@
+"""``perc classify2d``: streaming 2-D classification of a catalog entry or of particle stacks."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("classify2d", help="streaming PCA-based 2-D classification with progress")
+    parser.add_argument("stacks", nargs="*", help="particle stacks (.mrcs paths, globs or URLs) instead of --entry")
+    parser.add_argument("--entry", help="catalog entry with particles (nested with dots, e.g. demo.particles)")
+    parser.add_argument("--catalog", default=None, help="catalog path or URL (default: the shipped perc.yaml)")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="user parameter of the catalog entry (repeatable)")
+    parser.add_argument("--star", default=None, help="STAR file with the particles' metadata (with stacks)")
+    parser.add_argument("--classes", type=int, default=50, help="classes to create (default 50)")
+    parser.add_argument("--mode", choices=("create", "update"), default="create")
+    parser.add_argument("--references", default=None, help="update mode: output folder of a previous run")
+    parser.add_argument("--output", type=Path, default=Path("perc-output/classify2d"),
+                        help="folder for state, classes.mrcs/.star/.png and particles.star")
+    parser.add_argument("--restart", action="store_true", help="ignore a saved state in --output")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--max-batches", type=int, default=None, help="stop after this many batches (resumable)")
+    parser.add_argument("--training-size", type=int, default=1000)
+    parser.add_argument("--variance", type=float, default=0.75, help="share of variance the PCA covers")
+    parser.add_argument("--resolution", type=float, default=8.0, help="low-pass resolution in Angstrom")
+    parser.add_argument("--no-mask", action="store_true", help="no Gaussian mask")
+    parser.add_argument("--ctf", choices=("phase_flip", "wiener"), default=None, help="CTF correction")
+    parser.add_argument("--max-shift", type=float, default=None, help="largest shift searched, Angstrom")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(func=run)
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from perc_platform.errors import DataNotFoundError, ParameterError
+
+    if bool(args.entry) == bool(args.stacks):
+        raise ParameterError("give either --entry ENTRY or particle stack paths, not both or neither")
+    if args.stacks:
+        from perc_platform.datasets import open_particles
+
+        return open_particles(args.stacks if len(args.stacks) > 1 else args.stacks[0], star=args.star)
+    import intake
+
+    from perc_platform.catalogs import catalog_path
+
+    params = dict(p.split("=", 1) for p in args.param if "=" in p)
+    node = intake.open_catalog(args.catalog or str(catalog_path()))
+    for part in args.entry.split("."):
+        if part not in node:
+            raise DataNotFoundError(f"catalog has no entry {args.entry!r}; `perc catalog list` shows the entries")
+        node = node[part]
+    data = node(**params).to_dask() if params else node.to_dask()
+    return data["image"] if hasattr(data, "data_vars") else data
+
+
+def run(args: argparse.Namespace) -> int:
+    from perc_platform.processing.classify2d import classify2d
+
+    images = _open(args)
+
+    def progress(info: dict[str, Any]) -> None:
+        sizes = " ".join(str(s) for s in info["class_sizes"])
+        print(f"batch {info['batches_done']}/{info['batches']}  {info['particles_done']} particles  "
+              f"{info['particles_s']:.1f} particles/s  data wait {100 * info['data_wait_share']:.1f}%  "
+              f"class sizes: {sizes}", flush=True)
+
+    print(f"classify2d: {images.shape[0]} particles of {images.shape[1]} x {images.shape[2]} px at "
+          f"{images.attrs.get('pixel_size')} A -> {args.output}", flush=True)
+    result = classify2d(images, args.classes, mode=args.mode, references=args.references, output=args.output,
+                        resume=not args.restart, batch_size=args.batch_size, device=args.device, seed=args.seed,
+                        max_batches=args.max_batches, progress=progress, training_size=args.training_size,
+                        variance=args.variance, resolution=args.resolution, mask=not args.no_mask, ctf=args.ctf,
+                        max_shift=args.max_shift)
+    stats = result.stats
+    print(f"done: {int(result.sizes.sum())} particles classified in {stats['seconds']:.1f} s "
+          f"({stats['particles_s']:.1f} particles/s, data wait {100 * stats['data_wait_share']:.1f}%); "
+          f"wrote {args.output}/classes.mrcs, classes.star, classes.png, particles.star", flush=True)
+    return 0
