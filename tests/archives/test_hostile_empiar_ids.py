@@ -23,7 +23,7 @@ def test_bad_empiar_ids_cause_no_request_and_no_write(bad: str, tmp_path: Path, 
     with empiar_archive(tmp_path / "entries") as server:
         calls = [lambda: empiar.fetch_empiar_entry(bad),
                  lambda: open_empiar_imageset(bad, "particles", pattern="*.mrcs")]
-        if bad.strip():
+        if bad:
             calls.append(lambda: list(EmpiarCatalog(entry=bad)))
         else:  # intake builds catalogs with default (empty) arguments when browsing: an empty catalog
             assert list(EmpiarCatalog(entry=bad)) == []
