@@ -1,0 +1,169 @@
+"""``fit_neural_map``: tile a density map, fit its regions on a GPU, on the Dask cluster or in process."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from perc_platform.conventions import validate_volume
+from perc_platform.errors import InputError, ParameterError
+from perc_platform.neural_maps._neural_map import NeuralMap
+from perc_platform.neural_maps._regions import tile_map
+from perc_platform.neural_maps._siren import SirenConfig
+from perc_platform.neural_maps._train import FitSettings, ProgressFn, fit_regions, region_seed
+
+__all__ = ["fit_neural_map", "normalise_map", "print_progress"]
+
+log = logging.getLogger("perc_platform.neural_maps")
+
+
+def print_progress(done: int, total: int, message: str) -> None:
+    """A progress callback that prints one line per report to stderr."""
+    print(f"[neural map] {done}/{total} regions done; {message}", file=sys.stderr, flush=True)
+
+
+def _log_progress(done: int, total: int, message: str) -> None:
+    log.info("%d/%d regions done; %s", done, total, message)
+
+
+def normalise_map(values: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """Values scaled to [0, 1] by the map's min and max, and that ``(min, max)``."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise InputError(f"the map holds {int((~finite).sum())} non-finite values; fill or mask them first")
+    low, high = float(values.min()), float(values.max())
+    if not high > low:
+        raise InputError(f"the map is constant ({low}); there is nothing to fit")
+    return ((values - low) / (high - low)).astype(np.float32), (low, high)
+
+
+def _resolve_client(client: Any) -> Any:
+    if client is not None:
+        return client
+    try:
+        from distributed import get_client
+
+        return get_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def _fit_task(values: list[np.ndarray], seeds: list[int], config: dict[str, Any], settings: dict[str, Any],
+              device: str | None) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+    """One Dask task: fit some regions on the worker (its GPU if it has one)."""
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return fit_regions(values, seeds, SirenConfig(**config), FitSettings(**settings), dev)
+
+
+def fit_neural_map(density: xr.DataArray, *, config: SirenConfig | None = None,
+                   settings: FitSettings | None = None, max_region: int = 64, overlap: int = 4,
+                   device: str | torch.device | None = None, client: Any = None,
+                   regions_per_task: int = 1, regions_per_batch: int | None = None,
+                   progress: ProgressFn | bool | None = None, **fit_options: Any) -> NeuralMap:
+    """Fit a neural map (one SIREN per region, blended) to a ``density`` DataArray ``(z, y, x)``.
+
+    Where the regions are fitted:
+
+    * ``device`` given (``"cuda"``, ``"cpu"``...): in this process on that device, ``regions_per_batch``
+      regions at a time in one batched model (default: all of them);
+    * else ``client`` given: as tasks of ``regions_per_task`` regions on the cluster's workers, each on
+      its GPU if it has one;
+    * else on this machine's GPU if it has one;
+    * else on the active Dask client's workers (``distributed.get_client()``), if there is one;
+    * else in process on the CPU.
+
+    ``settings`` (or keyword ``fit_options`` such as ``max_steps=``, ``target_mae=``) set the step cap and
+    early stopping. ``progress``: a callback ``(done, total, message)``, ``True`` to print to stderr,
+    default: log to the ``perc_platform.neural_maps`` logger.
+    """
+    validate_volume(density)
+    config = config or SirenConfig()
+    settings = settings or FitSettings()
+    if fit_options:
+        unknown = set(fit_options) - set(settings.to_dict())
+        if unknown:
+            raise ParameterError(f"unknown fit options {sorted(unknown)}; known: {sorted(settings.to_dict())}")
+        settings = FitSettings(**{**settings.to_dict(), **fit_options})
+    report: ProgressFn = print_progress if progress is True else (progress or _log_progress)
+
+    values, value_range = normalise_map(np.asarray(density.values, dtype=np.float64))
+    tiling = tile_map(values.shape, max_region, overlap)
+    blocks = [np.ascontiguousarray(values[s]) for s in tiling.region_slices()]
+    seeds = [region_seed(settings.seed, r) for r in range(len(blocks))]
+
+    start = time.perf_counter()
+    if device is None and client is None and torch.cuda.is_available():
+        device = "cuda"
+    active_client = None if device is not None else _resolve_client(client)
+    if active_client is not None:
+        mode = "dask"
+        params, stats = _fit_on_cluster(active_client, blocks, seeds, config, settings, regions_per_task, report)
+    else:
+        dev = torch.device(device if device is not None else "cpu")
+        mode = f"in-process {dev}"
+        per_batch = regions_per_batch or len(blocks)
+        parts = []
+        for i in range(0, len(blocks), per_batch):
+            parts.append(fit_regions(blocks[i:i + per_batch], seeds[i:i + per_batch], config, settings, dev,
+                                     report))
+        params = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
+        stats = [s for p in parts for s in p[1]]
+    elapsed = time.perf_counter() - start
+    report(len(blocks), len(blocks), f"fitted {len(blocks)} regions ({mode}) in {elapsed:.1f} s")
+
+    voxel = tuple(float(v) for v in density.attrs.get("voxel_size") or _voxel_from_coords(density))
+    origin = tuple(float(density.coords[d].values[0]) for d in ("x", "y", "z"))
+    attrs = {k: density.attrs[k] for k in ("source_id", "source_uri", "retrieved", "history", "resolution")
+             if k in density.attrs}
+    mean, sd = float(values.mean()), float(values.std())
+    line = (f"fitted neural map: {len(blocks)} regions of <= {max_region}^3 (overlap {overlap}), SIREN "
+            f"{config.hidden_layers}x{config.hidden_width} omega_0={config.omega_0}, {mode}, {elapsed:.1f} s")
+    attrs["history"] = f"{attrs['history']}\n{line}" if attrs.get("history") else line
+    attrs.update(fit_mode=mode, fit_seconds=elapsed, fit_settings=settings.to_dict(), region_stats=stats,
+                 normalised_mean=mean, normalised_sd=sd)
+    return NeuralMap(params, config, tiling, origin, voxel, value_range, attrs)  # type: ignore[arg-type]
+
+
+def _voxel_from_coords(density: xr.DataArray) -> tuple[float, float, float]:
+    steps = []
+    for d in ("x", "y", "z"):
+        c = np.asarray(density.coords[d].values, dtype=np.float64)
+        steps.append(float(c[1] - c[0]) if c.size > 1 else 1.0)
+    return steps[0], steps[1], steps[2]
+
+
+def _fit_on_cluster(client: Any, blocks: list[np.ndarray], seeds: list[int], config: SirenConfig,
+                    settings: FitSettings, regions_per_task: int,
+                    report: Callable[[int, int, str], None]) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+    """Submit groups of regions as tasks; gather the weights in region order as they finish."""
+    from distributed import as_completed
+
+    if regions_per_task < 1:
+        raise ParameterError(f"regions_per_task={regions_per_task} must be >= 1")
+    groups = [list(range(i, min(i + regions_per_task, len(blocks))))
+              for i in range(0, len(blocks), regions_per_task)]
+    futures = {}
+    for group in groups:
+        future = client.submit(_fit_task, [blocks[r] for r in group], [seeds[r] for r in group],
+                               config.to_dict(), settings.to_dict(), None, pure=False,
+                               key=f"fit-neural-region-{group[0]}-{uuid.uuid4().hex[:12]}")
+        futures[future] = group
+    results: dict[int, tuple[dict[str, np.ndarray], dict[str, Any]]] = {}
+    done = 0
+    for future in as_completed(futures):
+        weights, stats = future.result()
+        for row, r in enumerate(futures[future]):
+            results[r] = ({k: v[row] for k, v in weights.items()}, stats[row])
+        done += len(futures[future])
+        report(done, len(blocks), f"region task {futures[future][0]} done on the cluster")
+    names = list(results[0][0])
+    params = {k: np.stack([results[r][0][k] for r in range(len(blocks))]) for k in names}
+    return params, [results[r][1] for r in range(len(blocks))]
