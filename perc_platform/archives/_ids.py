@@ -69,15 +69,20 @@ def validate_pdb_id(pdb_id: object) -> str:
     return text
 
 
+def _numbered(value: object, what: str, pattern: re.Pattern[str], example: str, forms: str, canonical: str) -> str:
+    """A numbered archive id (EMDB, EMPIAR) from its text or int forms, as ``canonical.format(number)``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    text = _clean(value, what, example)
+    match = pattern.fullmatch(text)
+    if not match:
+        raise IdentifierError(f"{value!r} is not an {what} (e.g. {forms})")
+    return canonical.format(int(match.group(1)))
+
+
 def validate_emdb_id(emdb_id: object) -> str:
     """Canonical EMDB id ``EMD-<N>`` from ``EMD-5168``, ``emd_5168``, ``5168`` or the int 5168."""
-    if isinstance(emdb_id, int) and not isinstance(emdb_id, bool):
-        emdb_id = str(emdb_id)
-    text = _clean(emdb_id, "EMDB id", "EMD-5168")
-    match = _EMDB.fullmatch(text)
-    if not match:
-        raise IdentifierError(f"{emdb_id!r} is not an EMDB id (e.g. 'EMD-5168', 'emd_5168' or 5168)")
-    return f"EMD-{int(match.group(1)):04d}"
+    return _numbered(emdb_id, "EMDB id", _EMDB, "EMD-5168", "'EMD-5168', 'emd_5168' or 5168", "EMD-{:04d}")
 
 
 def emdb_number(emdb_id: object) -> str:
@@ -87,13 +92,7 @@ def emdb_number(emdb_id: object) -> str:
 
 def validate_empiar_id(empiar_id: object) -> str:
     """Canonical EMPIAR id ``EMPIAR-<N>`` from ``EMPIAR-10025``, ``10025`` or the int 10025."""
-    if isinstance(empiar_id, int) and not isinstance(empiar_id, bool):
-        empiar_id = str(empiar_id)
-    text = _clean(empiar_id, "EMPIAR id", "EMPIAR-10025")
-    match = _EMPIAR.fullmatch(text)
-    if not match:
-        raise IdentifierError(f"{empiar_id!r} is not an EMPIAR id (e.g. 'EMPIAR-10025' or 10025)")
-    return f"EMPIAR-{int(match.group(1))}"
+    return _numbered(empiar_id, "EMPIAR id", _EMPIAR, "EMPIAR-10025", "'EMPIAR-10025' or 10025", "EMPIAR-{}")
 
 
 def empiar_number(empiar_id: object) -> str:
