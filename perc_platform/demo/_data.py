@@ -33,6 +33,7 @@ class DemoArchive:
     empiar_id: str
     star: str  # path of the STAR file inside the EMPIAR entry
     resolution: float
+    indexed: tuple[Path, ...] = ()  # folders whose structures and maps the loopback archive serves
 
 
 def build_mini_archive(root: Path, *, n_particles: int = 1200, box: int = 48, pixel_size: float = 1.6,
@@ -71,7 +72,7 @@ def build_mini_archive(root: Path, *, n_particles: int = 1200, box: int = 48, pi
             stars.append(part_star)
         _merge_stars([p for p in stars if p is not None], star)
     return DemoArchive(root=root, pdb_id=PDB_ID, emdb_id=EMDB_ID, empiar_id=EMPIAR_ID,
-                       star="data/particles/particles.star", resolution=resolution)
+                       star="data/particles/particles.star", resolution=resolution, indexed=(structures, maps))
 
 
 def _merge_stars(parts: list[Path], target: Path) -> None:
@@ -88,6 +89,14 @@ def _merge_stars(parts: list[Path], target: Path) -> None:
     target.write_text("\n".join(lines) + "\n")
 
 
+def _usable_rows(star: Path) -> int:
+    """Rows of a STAR file whose stack (``000001@name.mrcs``) sits beside it."""
+    import re
+
+    names = re.findall(r"\d+@(\S+\.mrcs)", star.read_text(errors="replace"))
+    return sum(1 for name in names if (star.parent / Path(name).name).exists())
+
+
 def real_data_archive(source: Path, root: Path) -> DemoArchive:
     """An archive over a folder of real files (e.g. ../shared/data): its structures, maps and particles."""
     import re
@@ -102,10 +111,11 @@ def real_data_archive(source: Path, root: Path) -> DemoArchive:
                                 "and a STAR file beside its .mrcs stacks for `perc demo --real-data`")
     entry = root / "empiar" / EMPIAR_ID.split("-")[1] / "data" / "particles"
     entry.mkdir(parents=True, exist_ok=True)
-    star = next((s for s in stars if (s.parent / s.name.replace(".star", ".mrcs")).exists()), stars[0])
+    star = max(stars, key=_usable_rows)  # the STAR file with the most particles whose stacks are there
     for item in [star, *star.parent.glob("*.mrcs")]:
         link = entry / item.name
         if not link.exists():
             os.symlink(item.resolve(), link)
     return DemoArchive(root=root, pdb_id=pdbs[0].stem.upper(), emdb_id=f"EMD-{maps[0].stem.split('_')[1]}",
-                       empiar_id=EMPIAR_ID, star=f"data/particles/{star.name}", resolution=6.6)
+                       empiar_id=EMPIAR_ID, star=f"data/particles/{star.name}", resolution=6.6,
+                       indexed=(source,))

@@ -30,14 +30,14 @@ def _step(name: str, timings: dict[str, float]) -> Iterator[None]:
     _say(f"{name}: done in {timings[name]:.1f} s")
 
 
-def _serve(archive_root: Path, stack: ExitStack) -> Any:
+def _serve(archive: Any, stack: ExitStack) -> Any:
     """Start the loopback archive (RCSB, EMDB and EMPIAR routes) with PERC_*_URL pointing at it."""
     from perc_platform.testing.archive import archive_server
     from perc_platform.testing.empiar import add_empiar_routes
 
-    server = stack.enter_context(archive_server(archive_root / "structures", archive_root / "maps"))
+    server = stack.enter_context(archive_server(*archive.indexed))
 
-    stack.enter_context(environment(add_empiar_routes(server, archive_root / "empiar")))
+    stack.enter_context(environment(add_empiar_routes(server, archive.root / "empiar")))
     return server
 
 
@@ -71,7 +71,7 @@ def _run(out: Path, real_data: Path | None, n_particles: int, classes: int, fit_
         with _step("making the mini archive", timings):
             archive = real_data_archive(real_data, out / "archive") if real_data else \
                 build_mini_archive(out / "archive", n_particles=n_particles, say=_say)
-            server = _serve(archive.root, stack)
+            server = _serve(archive, stack)
             _say(f"loopback archive at {server.url} serving {archive.pdb_id}, {archive.emdb_id}, {archive.empiar_id}")
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Shell command not executed", category=UserWarning)
@@ -91,7 +91,7 @@ def _run(out: Path, real_data: Path | None, n_particles: int, classes: int, fit_
         with _step("streaming one epoch through the torch loader", timings):
             summary["loader images/s"] = _epoch(images)
         with _step("2D classification (streaming)", timings):
-            summary.update(_classify(images, classes, out))
+            summary.update(_classify(images, max(2, min(classes, images.sizes["particle"] // 30)), out))
         with _step("fitting a neural map on the cluster and its density graph", timings):
             summary.update(_neural(density.load(), structure, archive.resolution, fit_steps, client, out))
     summary["elapsed s"] = round(time.perf_counter() - started, 1)
@@ -148,7 +148,10 @@ def _neural(density: Any, structure: Any, resolution: float, steps: int, client:
     mae = float(np.abs(norm(sampled.values) - norm(density.values)).mean())
     map_slices(density, sampled, out / "map_slices.png")
     resampled = neural.to_mrc(out / "neural_map_1A.mrc", voxel_size=1.0, overwrite=True)
-    graph = density_graph(neural, resolution=resolution, edge_length=4.0)  # the reference's default edges
+    # Seeds every 0.5 A (the reference) on small maps; on large boxes, spaced so the grid stays ~2 million points.
+    extent = np.prod([float(density[d][-1] - density[d][0]) for d in ("z", "y", "x")])
+    spacing = max(0.5, float((extent / 2e6) ** (1 / 3)))
+    graph = density_graph(neural, resolution=resolution, edge_length=4.0, seed_spacing=spacing)
     write_graph_mmcif(graph, out / "density_graph.cif")
     graph_picture(graph, read_ca_positions(structure), out / "density_graph.png")
     score = evaluate_graph(graph, structure)
