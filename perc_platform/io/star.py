@@ -82,6 +82,9 @@ def _parse_blocks(text: str, source: str) -> dict[str, pd.DataFrame]:
                 i += 1
             if not columns:
                 raise StarFormatError(f"{source}: 'loop_' at line {i} has no column names")
+            if len(set(columns)) != len(columns):
+                twice = next(c for c in columns if columns.count(c) > 1)
+                raise StarFormatError(f"{source}: column _{twice} appears more than once in block data_{block}")
             rows: list[list[str]] = []
             while i < n:
                 row_line = lines[i].strip()
@@ -194,8 +197,11 @@ def _particle_metadata(table: StarTable) -> ParticleMetadata:
     merged = df
     optics = table.optics
     if optics is not None and "rlnOpticsGroup" in df.columns and "rlnOpticsGroup" in optics.columns:
-        extra = [c for c in optics.columns if c not in df.columns or c == "rlnOpticsGroup"]
-        merged = df.merge(optics[extra], on="rlnOpticsGroup", how="left")
+        extra = [c for c in optics.columns if c not in df.columns]
+        # Join on the group id as text, so that a file mixing "1" and "1.0" cannot mis-merge silently.
+        right = optics[extra].assign(_group=optics["rlnOpticsGroup"].astype(str).to_numpy())
+        merged = df.assign(_group=df["rlnOpticsGroup"].astype(str).to_numpy()).merge(right, on="_group", how="left")
+        merged = merged.drop(columns="_group")
     pixel = None
     for column in ("rlnImagePixelSize", "rlnPixelSize", "rlnMicrographPixelSize"):
         if column in merged.columns:

@@ -164,3 +164,13 @@ def test_zz_report_outcomes(capsys: pytest.CaptureFixture[str]) -> None:
         for parser, outcomes in sorted(OUTCOMES.items()):
             print(f"\nfuzz {parser}: {sum(outcomes.values())} inputs, {outcomes}")
     assert all(sum(o.values()) >= 1000 for o in OUTCOMES.values()) or not OUTCOMES
+
+
+def test_found_by_fuzzing_duplicate_columns_and_mixed_group_ids() -> None:
+    duplicated = STARS[0].replace("_rlnVoltage #5", "_rlnOpticsGroup #5", 1)
+    with pytest.raises(PercError, match="appears more than once"):
+        parse_star_text(duplicated, "dup.star")
+    mixed = STARS[0].replace("           1 opticsGroup1", "         1.0 opticsGroup1", 1)
+    assert mixed != STARS[0]
+    table = parse_star_text(mixed, "mixed.star")
+    assert len(particle_metadata(table).stack_names) == len(table.particles)  # no warning, no crash
