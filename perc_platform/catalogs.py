@@ -12,7 +12,6 @@ catalog is then opened with intake's ``getenv=False, getshell=False``. Trusted c
 from __future__ import annotations
 
 import os
-import posixpath
 import re
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -23,6 +22,7 @@ import yaml
 
 from perc_platform.config import get_config
 from perc_platform.errors import DataNotFoundError, InputError
+from perc_platform.storage.ranges import resolve_relative
 
 __all__ = ["UnsafeCatalogError", "allowed_drivers", "catalog_path", "check_catalog", "open_catalog"]
 
@@ -76,16 +76,6 @@ def _strings(node: Any, where: str) -> list[tuple[str, str]]:
     return []
 
 
-def _join(base: str, relative: str) -> str:
-    if "://" in relative or relative.startswith("/"):
-        return relative
-    if "://" in base:
-        scheme, rest = base.split("://", 1)
-        host, _, path = rest.partition("/")
-        return f"{scheme}://{host}{posixpath.normpath(posixpath.join('/' + posixpath.dirname(path), relative))}"
-    return os.path.normpath(os.path.join(os.path.dirname(base), relative))
-
-
 def check_catalog(location: str, *, depth: int = 0, hosts: set[str] | None = None) -> dict[str, Any]:
     """Validate a catalog (and the catalogs it nests) for untrusted use; return its parsed YAML."""
     if depth > _MAX_DEPTH:
@@ -126,7 +116,7 @@ def check_catalog(location: str, *, depth: int = 0, hosts: set[str] | None = Non
             base = location if "://" in location else str(Path(location).resolve())
             target = target.replace("{{ CATALOG_DIR }}", "").replace("{{CATALOG_DIR}}", "").lstrip("/") \
                 if "CATALOG_DIR" in target else target
-            check_catalog(_join(base, target), depth=depth + 1, hosts=hosts)
+            check_catalog(resolve_relative(base, target), depth=depth + 1, hosts=hosts)
     return spec
 
 

@@ -30,7 +30,8 @@ from typing import IO, Any, Generic, TypeVar
 
 from perc_platform.archives import _http
 from perc_platform.errors import DataNotFoundError, FormatError, PercError
-from perc_platform.storage.cache import entry_lock
+from perc_platform.storage.cache import entry_lock, sweep_dead_writers
+from perc_platform.storage.cache import record as record_entry
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -60,24 +61,6 @@ Validator = Callable[[str], None]
 def archive_path(*parts: str) -> Path:
     """``<cache>/archives/<parts...>``; parts must already be validated ids or fixed names."""
     return Path(_http.current_config().cache_dir).expanduser().joinpath("archives", *parts)
-
-
-def record_entry(kind: str, key: str, path: Path, **extra: Any) -> None:
-    """Append a line to the cache manifest, as :func:`perc_platform.storage.cache.record` writes it."""
-    root = Path(_http.current_config().cache_dir).expanduser()
-    line = {"kind": kind, "key": key, "path": str(path.relative_to(root)) if path.is_relative_to(root) else str(path),
-            "size": path.stat().st_size, "time": time.time(), **extra}
-    manifest = root / "manifest.jsonl"
-    with entry_lock(manifest), open(manifest, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(line) + "\n")
-
-
-def _sweep_dead_writers(target: Path) -> None:
-    # Called with the entry lock held: any temp file of this entry belongs to a writer that died.
-    for leftover in target.parent.glob(f".{target.name}.*"):
-        if leftover.suffix in (".part", ".link"):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
 
 
 @contextlib.contextmanager
@@ -143,7 +126,7 @@ def fetch_file(url: str, target: Path, *, what: str, kind: str, validate: Valida
     with entry_lock(target):
         if target.exists() and not refresh:
             return target  # another process or thread finished it while we waited
-        _sweep_dead_writers(target)
+        sweep_dead_writers(target)
         with atomic_file(target) as (handle, readable):
             size = _http.download(url, handle, what=what, progress=progress)
             handle.flush()
@@ -190,7 +173,7 @@ def fetch_json(url: str, target: Path, *, what: str, kind: str, missing: Any = D
             data = json.loads(target.read_text(encoding="utf-8"))
             if not _stale_miss(target, data, missing):
                 return data
-        _sweep_dead_writers(target)
+        sweep_dead_writers(target)
         data = _http.get_json(url, what=what, missing=missing)
         with atomic_file(target) as (handle, _):
             handle.write(json.dumps(data).encode())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob as _glob
 import os
-import posixpath
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +16,7 @@ from perc_platform.errors import DataNotFoundError, MrcFormatError, ParameterErr
 from perc_platform.io.mrc_array import MrcFile, MrcStackArray
 from perc_platform.io.mrc_file import open_mrc_file, open_mrc_files
 from perc_platform.io.star import particle_metadata, read_star
-from perc_platform.storage.ranges import is_remote
+from perc_platform.storage.ranges import is_remote, resolve_relative
 
 __all__ = ["block_plan", "expand_sources", "open_particles", "particle_parts"]
 
@@ -48,22 +47,12 @@ def expand_sources(source: Source, storage_options: dict[str, Any] | None = None
     return out
 
 
-def _join(base: str, name: str) -> str:
-    """``name`` resolved against the folder of ``base`` (a local path or a URL)."""
-    if is_remote(base):
-        scheme, rest = base.split("://", 1)
-        host, _, path = rest.partition("/")
-        joined = posixpath.normpath(posixpath.join(posixpath.dirname("/" + path), name))
-        return f"{scheme}://{host}{joined}"
-    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(base)), name))
-
-
 def _stack_candidates(star: str, name: str, given: dict[str, str]) -> list[str]:
     base = os.path.basename(name)
     candidates = [given[base]] if base in given else []
-    candidates.append(_join(star, name))
+    candidates.append(resolve_relative(star, name))
     if base != name:
-        candidates.append(_join(star, base))
+        candidates.append(resolve_relative(star, base))
     return list(dict.fromkeys(candidates))
 
 

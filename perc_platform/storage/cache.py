@@ -2,7 +2,7 @@
 
 A file appears under its final name only when it is complete, so a crash or SIGKILL never leaves a
 partial file where a reader would find it; temp files are named ``.<name>.<pid>.part`` and swept by
-:func:`sweep_partials`.
+:func:`sweep_dead_writers` under the entry lock.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from perc_platform.config import get_config
 
-__all__ = ["atomic_write", "cache_dir", "cache_path_for_url", "entry_lock", "record", "sweep_partials"]
+__all__ = ["atomic_write", "cache_dir", "cache_path_for_url", "entry_lock", "record", "sweep_dead_writers"]
 
 
 def cache_dir() -> Path:
@@ -75,13 +75,9 @@ def record(kind: str, key: str, path: Path, **extra: Any) -> None:
         handle.write(json.dumps(line) + "\n")
 
 
-def sweep_partials(root: Path | None = None, older_than: float = 3600.0) -> int:
-    """Remove temp files left by killed writers (older than ``older_than`` seconds); return how many."""
-    root = root or cache_dir()
-    now, removed = time.time(), 0
-    for tmp in root.rglob(".*.part"):
-        with contextlib.suppress(FileNotFoundError):
-            if now - tmp.stat().st_mtime > older_than:
-                tmp.unlink()
-                removed += 1
-    return removed
+def sweep_dead_writers(target: Path) -> None:
+    """Remove temp files of ``target`` left by writers that died (call with ``entry_lock(target)`` held)."""
+    for leftover in target.parent.glob(f".{target.name}.*"):
+        if leftover.suffix in (".part", ".link"):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import os
+import posixpath
 import shutil
 import time
 import warnings
@@ -31,9 +32,10 @@ from perc_platform.errors import (
     TruncatedFileError,
 )
 from perc_platform.storage import _http_ranges
-from perc_platform.storage.cache import atomic_write, cache_path_for_url, entry_lock, record
+from perc_platform.storage.cache import atomic_write, cache_path_for_url, entry_lock, record, sweep_dead_writers
 
-__all__ = ["decompressed_copy", "file_size", "is_remote", "local_copy", "read_bytes", "read_ranges_into"]
+__all__ = ["decompressed_copy", "file_size", "is_remote", "local_copy", "read_bytes", "read_ranges_into",
+           "resolve_relative"]
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [ConnectionError, TimeoutError, OSError]
@@ -77,6 +79,17 @@ def _with_retries(call: Any, url: str) -> Any:
                 raise RemoteError(f"reading {url} failed after {attempt + 1} attempts: {exc}") from exc
             time.sleep(config.backoff * 2**attempt)
     raise AssertionError("unreachable")
+
+
+def resolve_relative(base: str, name: str) -> str:
+    """``name`` resolved against the folder of ``base`` (a local path or a URL); absolute names as they are."""
+    if "://" in name or os.path.isabs(name):
+        return name
+    if is_remote(base):
+        scheme, rest = base.split("://", 1)
+        host, _, path = rest.partition("/")
+        return f"{scheme}://{host}{posixpath.normpath(posixpath.join(posixpath.dirname('/' + path), name))}"
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(_local_path(base))), name))
 
 
 def file_size(url: str, storage_options: dict[str, Any] | None = None) -> int:
@@ -188,6 +201,7 @@ def local_copy(url: str, storage_options: dict[str, Any] | None = None) -> Path:
     with entry_lock(target):
         if target.exists():
             return target
+        sweep_dead_writers(target)
         fs = _fs(url, storage_options)
 
         def download() -> None:
@@ -218,6 +232,7 @@ def decompressed_copy(url: str, storage_options: dict[str, Any] | None = None) -
     with entry_lock(target):
         if target.exists():
             return target
+        sweep_dead_writers(target)
         total = 0
         try:
             with opener(source, "rb") as src, atomic_write(target) as dst:
