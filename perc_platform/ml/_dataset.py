@@ -12,6 +12,7 @@ import xarray as xr
 from torch.utils.data import Dataset
 
 from perc_platform.errors import InputError, ParameterError
+from perc_platform.ml._device import default_threads
 from perc_platform.ml._labels import Labels, resolve_labels
 from perc_platform.ml._reader import ChunkReader, Segment, chunk_reader_for, read_indices, read_into
 from perc_platform.ml._sharding import read_tasks, segments_of
@@ -111,8 +112,9 @@ class ParticleDataset(Dataset):  # type: ignore[type-arg]
             raise ParameterError("the dataset is not materialised; call materialize() first")
         return self._data.numpy()
 
-    def materialize(self, threads: int = 4) -> ParticleDataset:
-        """Read every selected particle once into memory (chunk by chunk, ``threads`` at a time)."""
+    def materialize(self, threads: int | None = None) -> ParticleDataset:
+        """Read every selected particle once into memory (chunk by chunk, ``threads`` at a time; default one
+        per usable core, at most 4)."""
         if self._data is not None:
             return self
         full = self.reader.blocks[-1][1] == self.n_total and len(self) == self.n_total
@@ -128,7 +130,7 @@ class ParticleDataset(Dataset):  # type: ignore[type-arg]
             for seg, row in task:
                 read_into(self.reader, seg, list(out[row:row + len(seg)]))
 
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, threads or default_threads())) as pool:
             list(pool.map(fill, tasks))
         self._data = torch.from_numpy(out)
         return self

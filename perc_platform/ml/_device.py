@@ -7,6 +7,7 @@ the CPU the copy is a no-op and the transforms run in the caller's thread.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from typing import Any
@@ -16,7 +17,7 @@ import torch
 
 from perc_platform.errors import ParameterError
 
-__all__ = ["DeviceFeeder", "batch_seed", "empty_batch_array", "resolve_device", "to_tensors"]
+__all__ = ["DeviceFeeder", "batch_seed", "default_threads", "empty_batch_array", "resolve_device", "to_tensors"]
 
 Item = tuple[int, int, dict[str, torch.Tensor]]
 
@@ -29,6 +30,15 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError(f"device={device!r} but CUDA is not available here; use device='cpu'")
     return dev
+
+
+def default_threads(limit: int = 4) -> int:
+    """Reading threads: one per usable core, at most ``limit`` (more threads than cores only contend)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(limit, cores))
 
 
 def to_tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

@@ -94,7 +94,7 @@ class ParticleLoader:
         DataLoader worker processes (0: read in this process with threads).
     buffer_bytes, prefetch, threads
         Stream mode: shuffle-buffer size (default 64 MiB, at least one chunk), buffers read ahead, reading
-        threads.
+        threads (default one per usable core, at most 4; also used to materialise in memory mode).
     rank, world_size
         Distributed position; default from ``torch.distributed`` when initialised, captured here.
     reader
@@ -106,7 +106,7 @@ class ParticleLoader:
                  labels: str | Sequence[Any] | np.ndarray | None = None, classes: Sequence[Any] | None = None,
                  transforms: Callable[..., torch.Tensor] | Sequence[Any] | None = None,
                  metadata: Sequence[str] | None = None, shuffle: bool = True, drop_last: bool = False,
-                 num_workers: int = 0, buffer_bytes: int | None = None, prefetch: int = 1, threads: int = 4,
+                 num_workers: int = 0, buffer_bytes: int | None = None, prefetch: int = 1, threads: int | None = None,
                  rank: int | None = None, world_size: int | None = None, memory_fraction: float = 0.5,
                  reader: ChunkReader | None = None, dtype: Any = "float32", non_blocking: bool = True,
                  pin_memory: bool = True, multiprocessing_context: Any = None) -> None:

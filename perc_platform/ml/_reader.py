@@ -159,8 +159,7 @@ class MrcChunkReader(_ReaderBase):
             f, b = fids[a], a + 1
             while b < n and fids[b] == f and locs[b] == locs[b - 1] + 1:
                 b += 1
-            views = [t.reshape(-1).view(np.uint8) for t in targets[a:b]]
-            _preadv_all(self._paths[f], self._offsets[f] + locs[a] * self._section[f], views)  # type: ignore[arg-type]
+            _preadv_all(self._paths[f], self._offsets[f] + locs[a] * self._section[f], targets[a:b])  # type: ignore[arg-type]
             a = b
 
 
@@ -176,8 +175,9 @@ def _local_path(url: str) -> str:
 _IOV_MAX = 1024
 
 
-def _preadv_all(path: str, offset: int, views: list[np.ndarray]) -> None:
-    """Read consecutive bytes at ``offset`` into ``views`` in turn (one scatter read per IOV_MAX views)."""
+def _preadv_all(path: str, offset: int, views: Sequence[np.ndarray]) -> None:
+    """Read consecutive bytes at ``offset`` into ``views`` (C-contiguous arrays) in turn, one scatter read per
+    IOV_MAX views."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -188,15 +188,16 @@ def _preadv_all(path: str, offset: int, views: list[np.ndarray]) -> None:
             group = views[i:i + _IOV_MAX]
             got = os.preadv(fd, group, pos)  # type: ignore[arg-type]
             for view in group:  # a short read leaves the tail of the group to finish view by view
-                have = min(got, view.size)
+                size = view.nbytes
+                have = min(got, size)
                 got -= have
-                while have < view.size:
-                    n = os.preadv(fd, [view[have:]], pos + have)  # type: ignore[list-item]
+                while have < size:
+                    n = os.preadv(fd, [view.reshape(-1).view(np.uint8)[have:]], pos + have)  # type: ignore[list-item]
                     if n == 0:
-                        raise TruncatedFileError(f"{path}: ends before byte {pos + view.size}; the file is "
+                        raise TruncatedFileError(f"{path}: ends before byte {pos + size}; the file is "
                                                  "shorter than its header says (truncated?)")
                     have += n
-                pos += view.size
+                pos += size
     finally:
         os.close(fd)
 

@@ -24,6 +24,7 @@ import numpy as np
 from perc_platform.errors import ParameterError
 from perc_platform.ml._batches import BatchIterable
 from perc_platform.ml._dataset import ParticleDataset
+from perc_platform.ml._device import default_threads
 from perc_platform.ml._reader import Segment, read_into
 from perc_platform.ml._sharding import Rank, cut_segments, epoch_rng, piece, read_tasks, segments_of
 
@@ -50,8 +51,9 @@ class StreamBatches(BatchIterable):
 
     def __init__(self, dataset: ParticleDataset, batch_size: int, *, seed: int = 0, shuffle: bool = True,
                  drop_last: bool = False, rank: Rank | None = None, pin: bool = False,
-                 buffer_bytes: int | None = None, prefetch: int = 1, threads: int = 4) -> None:
+                 buffer_bytes: int | None = None, prefetch: int = 1, threads: int | None = None) -> None:
         super().__init__(dataset, batch_size, seed=seed, shuffle=shuffle, drop_last=drop_last, rank=rank, pin=pin)
+        threads = default_threads() if threads is None else threads
         if prefetch < 0 or threads < 1:
             raise ParameterError(f"prefetch={prefetch} threads={threads}: need prefetch >= 0 and threads >= 1")
         self.buffer_bytes = int(buffer_bytes or DEFAULT_BUFFER_BYTES)

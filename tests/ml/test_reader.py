@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+import mrcfile
 import numpy as np
 import pytest
 import xarray as xr
 
 import perc_platform
+from perc_platform.errors import TruncatedFileError
 from perc_platform.ml import (
     DaskChunkReader,
     MrcChunkReader,
@@ -19,8 +23,10 @@ from perc_platform.ml import (
     Segment,
     chunk_reader_for,
 )
+from perc_platform.ml._device import default_threads
 from perc_platform.ml._reader import read_indices, read_into
 from perc_platform.ml._sharding import cut_segments, piece, segments_of
+from perc_platform.testing.factories import write_stack
 
 
 def test_default_readers(sta: xr.DataArray) -> None:
@@ -48,6 +54,29 @@ def test_scatter_read_into_a_strided_batch_falls_back(sta: xr.DataArray) -> None
     out = np.zeros((4, 64, 128), np.float32)[:, :, ::2]  # not contiguous: read, then copy
     read_into(reader, Segment(0, np.arange(4)), list(out))
     np.testing.assert_array_equal(out, sta.values[:4])
+
+
+def test_a_stack_truncated_after_opening_fails_with_its_name(tmp_path: Path) -> None:
+    path = tmp_path / "stack.mrcs"
+    write_stack(path, 40, (32, 32))
+    images = perc_platform.open_particles(path, chunk_size=8)
+    expected = mrcfile.read(path)
+    with open(path, "r+b") as f:  # keep the header and 25 whole images: the rest is gone
+        f.truncate(1024 + 25 * 32 * 32 * 4 + 100)
+    reader = chunk_reader_for(images)
+    targets = list(np.empty((8, 32, 32), np.float32))
+    read_into(reader, Segment(1, np.arange(8, 16)), targets)  # wholly before the cut: fine
+    np.testing.assert_array_equal(np.stack(targets), expected[8:16])
+    with pytest.raises(TruncatedFileError, match="stack.mrcs.*truncated"):
+        read_into(reader, Segment(3, np.arange(24, 32)), list(np.empty((8, 32, 32), np.float32)))
+    with pytest.raises(TruncatedFileError, match="stack.mrcs"):
+        list(ParticleLoader(images, 8, "stream", device="cpu"))
+
+
+def test_reading_threads_default_to_the_usable_cores() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert default_threads() == min(4, cores)
+    assert default_threads(limit=1) == 1
 
 
 def test_segments_and_pieces() -> None:
