@@ -74,19 +74,35 @@ def _open_star_stacks(star: str, names: list[str], given: dict[str, str],
 
 
 def block_plan(file_ids: np.ndarray, local: np.ndarray, section_bytes: int, chunk_size: int | None) -> tuple[int, ...]:
-    """Particles per chunk: about ``chunk_bytes`` each, and never across a file boundary in file order."""
+    """Particles per chunk: about ``chunk_bytes`` each.
+
+    In file order, a file of at least one chunk starts a new chunk and is cut into whole chunks (its remainder
+    may share a chunk with the small files after it), so a chunk is one contiguous byte range of a big file.
+    Files smaller than a chunk are packed, whole, into shared chunks: a folder of 2,000 single-image files
+    makes a few chunks, not 2,000 tiny dask tasks, and a chunk reads one range per file it holds.
+    """
     per_chunk = chunk_size or max(1, get_config().chunk_bytes // max(1, section_bytes))
     n = int(file_ids.size)
     if n == 0:
         return (0,)
-    # In file order, chunks also break where one file ends, so each chunk is one contiguous byte range.
     in_file_order = bool(np.all(np.diff(file_ids) >= 0))
-    segments = np.concatenate([[0], np.flatnonzero(np.diff(file_ids) != 0) + 1, [n]]) if in_file_order \
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(file_ids) != 0) + 1, [n]]) if in_file_order \
         else np.array([0, n])
     sizes: list[int] = []
-    for a, b in zip(segments[:-1].tolist(), segments[1:].tolist(), strict=True):
-        full, rest = divmod(b - a, per_chunk)
-        sizes.extend([per_chunk] * full + ([rest] if rest else []))
+    open_chunk = 0  # particles gathered so far into the chunk being filled
+    for length in np.diff(bounds).tolist():
+        if length >= per_chunk:
+            if open_chunk:
+                sizes.append(open_chunk)
+            full, open_chunk = divmod(length, per_chunk)
+            sizes.extend([per_chunk] * full)
+            continue
+        if open_chunk + length > per_chunk:
+            sizes.append(open_chunk)
+            open_chunk = 0
+        open_chunk += length
+    if open_chunk:
+        sizes.append(open_chunk)
     return tuple(sizes)
 
 

@@ -92,13 +92,26 @@ def test_glob_over_many_files_is_lazy_and_ordered(tmp_path: Path) -> None:
     images = pp.open_particles(str(tmp_path / "part_*.mrcs"), chunk_size=5)
     expected = np.concatenate([mrcfile_read(p) for p in paths])
     assert images.shape == expected.shape
-    # chunks never cross a file boundary, so each chunk is one contiguous byte range
+    # a file of at least one chunk starts a chunk, so each chunk is one contiguous range of a file
     bounds = np.cumsum((0,) + images.chunks[0])
-    assert set(np.cumsum([7, 8, 9, 10])).issubset(set(bounds.tolist()))
+    assert set(np.cumsum([0, 7, 8, 9])).issubset(set(bounds.tolist()))
+    assert images.chunks[0] == (5, 2, 5, 3, 5, 4, 5, 5)
     np.testing.assert_array_equal(images.values, expected)
     picks = np.array([30, 2, 2, 17, 8])
     np.testing.assert_array_equal(select_particles(images, picks).values, expected[picks])
     np.testing.assert_array_equal(images[picks, 3:9, ::2].values, expected[picks, 3:9, ::2])
+
+
+def test_small_files_share_chunks(tmp_path: Path) -> None:
+    sizes = [1, 2, 1, 3, 1, 9, 2, 1]
+    paths = [write_stack(tmp_path / f"f_{i:02d}.mrcs", k, (8, 8), seed=i) for i, k in enumerate(sizes)]
+    images = pp.open_particles(str(tmp_path / "f_*.mrcs"), chunk_size=4)
+    # files 1+2+1 fill a chunk, 3+1 the next; the 9-image file starts a chunk and is cut into 4 + 4 + 1, and
+    # its last image shares a chunk with the small files after it (1 + 2 + 1)
+    assert images.chunks[0] == (1 + 2 + 1, 3 + 1, 4, 4, 1 + 2 + 1)
+    expected = np.concatenate([mrcfile_read(p).reshape(-1, 8, 8) for p in paths])
+    np.testing.assert_array_equal(images.values, expected)
+    np.testing.assert_array_equal(images[::-3].values, expected[::-3])
 
 
 @pytest.mark.parametrize("dtype", ["int8", "int16", "float32", "uint16", "float16"])
