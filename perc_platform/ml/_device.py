@@ -29,6 +29,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError(f"device={device!r} but CUDA is not available here; use device='cpu'")
+    if dev.type == "cuda" and dev.index is None:  # "cuda" means the current one; tensors name its index
+        dev = torch.device("cuda", torch.cuda.current_device())
     return dev
 
 
@@ -41,9 +43,9 @@ def default_threads(limit: int = 4) -> int:
     return max(1, min(limit, cores))
 
 
-def to_tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """Wrap whole NumPy arrays as tensors, once per key (no per-item collate, no copy)."""
-    return {k: torch.from_numpy(v) for k, v in batch.items()}
+def to_tensors(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Wrap whole NumPy arrays as tensors, once per key (no per-item collate, no copy); tensors pass."""
+    return {k: v if isinstance(v, torch.Tensor) else torch.from_numpy(v) for k, v in batch.items()}
 
 
 def empty_batch_array(shape: tuple[int, ...], dtype: np.dtype, pinned: bool) -> np.ndarray:
@@ -75,9 +77,15 @@ class DeviceFeeder:
 
     def _prepare(self, item: Any, epoch: int) -> Item:
         shard, k, batch = item
+        if self._stream is not None and any(t.device == self.device for t in batch.values()):
+            # Made on the device (memory mode's resident gather) in the caller's stream: wait for it.
+            self._stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(self._stream) if self._stream is not None else nullcontext():
             moved = {}
             for key, tensor in batch.items():
+                if tensor.device == self.device:
+                    moved[key] = tensor
+                    continue
                 if self.pin and not tensor.is_pinned():
                     tensor = tensor.pin_memory()
                 moved[key] = tensor.to(self.device, non_blocking=self.non_blocking)

@@ -99,6 +99,12 @@ class ParticleLoader:
         Distributed position; default from ``torch.distributed`` when initialised, captured here.
     reader
         Chunk reader replacing the default (the seam for cluster prefetch; see ``perc_platform.ml._reader``).
+    memory_on_device
+        Memory mode on a GPU: keep the materialised images in device memory and gather each batch there
+        (``index_select``), skipping the host gather and the host-to-device copy. ``None`` (default) does so
+        when ``device`` is CUDA, ``num_workers`` is 0 and the images take at most ``memory_fraction`` of the
+        device's free memory; the choice is in :attr:`mode_reason`. ``True`` also works on the CPU (a torch
+        gather instead of NumPy's). The host copy is kept as well.
     """
 
     def __init__(self, images: xr.DataArray, batch_size: int = 256, mode: str = "auto", *,
@@ -109,7 +115,8 @@ class ParticleLoader:
                  num_workers: int = 0, buffer_bytes: int | None = None, prefetch: int = 1, threads: int | None = None,
                  rank: int | None = None, world_size: int | None = None, memory_fraction: float = 0.5,
                  reader: ChunkReader | None = None, dtype: Any = "float32", non_blocking: bool = True,
-                 pin_memory: bool = True, multiprocessing_context: Any = None) -> None:
+                 pin_memory: bool = True, multiprocessing_context: Any = None,
+                 memory_on_device: bool | None = None) -> None:
         if mode not in ("stream", "memory", "auto"):
             raise ParameterError(f"mode={mode!r}: choose 'stream', 'memory' or 'auto'")
         if num_workers < 0:
@@ -133,7 +140,9 @@ class ParticleLoader:
         common = dict(seed=self.seed, shuffle=shuffle, drop_last=drop_last, rank=self.rank, pin=pin)
         if mode == "memory":
             self.dataset.materialize(threads)
-            self.batches: BatchIterable = MemoryBatches(self.dataset, batch_size, **common)  # type: ignore[arg-type]
+            resident = self._resident_device(memory_on_device, memory_fraction)
+            self.batches: BatchIterable = MemoryBatches(self.dataset, batch_size, on_device=resident,
+                                                        **common)  # type: ignore[arg-type]
         else:
             self.batches = StreamBatches(self.dataset, batch_size, buffer_bytes=buffer_bytes, prefetch=prefetch,
                                          threads=threads, **common)  # type: ignore[arg-type]
@@ -142,6 +151,24 @@ class ParticleLoader:
         self.epoch = 0
         self._consumed: dict[int, int] = {}
         self._skip: dict[int, int] = {}
+
+    def _resident_device(self, asked: bool | None, memory_fraction: float) -> torch.device | None:
+        """Where memory mode keeps its images besides the host (see ``memory_on_device``), or None."""
+        if asked is False or (asked is None and self.device.type != "cuda"):
+            return None
+        if self.num_workers > 0:
+            if asked:
+                raise ParameterError(f"memory_on_device=True needs num_workers=0 (got {self.num_workers}): "
+                                     "worker processes cannot share device memory; drop one of the two")
+            return None
+        if asked is None:
+            free, _total = torch.cuda.mem_get_info(self.device)
+            if self.dataset.nbytes > memory_fraction * free:
+                self.mode_reason += (f"; the images ({self.dataset.nbytes / 2**30:.2f} GiB) stay on the host: more "
+                                     f"than {memory_fraction:.0%} of the {free / 2**30:.2f} GiB free on {self.device}")
+                return None
+        self.mode_reason += f"; the images are kept on {self.device} and each batch is gathered there"
+        return self.device
 
     # -- information -------------------------------------------------------------------------------------
     @property

@@ -41,7 +41,7 @@ def test_host_batches_are_pinned_and_copies_non_blocking(sta: xr.DataArray) -> N
     assert loader._feeder.non_blocking and loader._feeder.pin
     host = next(iter(loader.batches))[2]
     assert host["image"].is_pinned()
-    memory = ParticleLoader(sta, 32, "memory", device="cuda", seed=1)
+    memory = ParticleLoader(sta, 32, "memory", device="cuda", seed=1, memory_on_device=False)
     assert next(iter(memory.batches))[2]["image"].is_pinned()
 
 
@@ -64,3 +64,21 @@ def test_feeder_prefetches_one_batch_ahead(device: str) -> None:
     np.testing.assert_allclose(batch["image"].mean(dim=(1, 2)).cpu().numpy(), 0, atol=1e-5)
     assert [k for _, k, _ in it] == [1, 2]
     assert feeder._in_flight == []  # host batches released only once their copies are done
+
+
+@pytest.mark.gpu
+def test_memory_mode_keeps_the_images_on_the_gpu(sta: xr.DataArray) -> None:
+    plain = [T.Standardize(), T.CircularMask()]
+    gpu = ParticleLoader(sta, 32, "memory", device="cuda", seed=2, transforms=plain)
+    assert gpu.batches.on_device is not None and gpu.batches.on_device.type == "cuda"
+    assert "kept on cuda" in gpu.mode_reason
+    host_batch = next(iter(gpu.batches))[2]
+    assert host_batch["image"].is_cuda  # gathered on the device: no host image, nothing to pin
+    cpu = ParticleLoader(sta, 32, "memory", device="cpu", seed=2, transforms=plain)
+    for epoch in range(2):
+        for g, c in zip(gpu, cpu, strict=True):
+            assert g["image"].is_cuda and g["index"].is_cuda
+            torch.testing.assert_close(g["index"].cpu(), c["index"], msg=f"epoch {epoch}")
+            torch.testing.assert_close(g["image"].cpu(), c["image"], rtol=1e-5, atol=1e-5)
+    hosted = ParticleLoader(sta, 32, "memory", device="cuda", seed=2, memory_on_device=False)
+    assert hosted.batches.on_device is None and next(iter(hosted.batches))[2]["image"].is_pinned()

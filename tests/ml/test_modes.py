@@ -141,6 +141,30 @@ def test_in_memory_and_plain_dask_arrays(sta: xr.DataArray) -> None:
                 np.testing.assert_array_equal(b["image"].numpy(), eager.values[b["index"].numpy()])
 
 
+def test_memory_mode_gathering_on_the_device_gives_the_host_batches(sta: xr.DataArray) -> None:
+    """The resident path (the GPU one, here run by torch on the CPU) yields what the NumPy gather yields."""
+    values = sta.values
+    host = ParticleLoader(sta, 48, "memory", device="cpu", seed=5, transforms=[T.Standardize()])
+    resident = ParticleLoader(sta, 48, "memory", device="cpu", seed=5, transforms=[T.Standardize()],
+                              memory_on_device=True)
+    assert host.batches.on_device is None and resident.batches.on_device == torch.device("cpu")  # type: ignore[attr-defined]
+    assert "kept on cpu" in resident.mode_reason
+    for epoch in range(2):
+        pairs = list(zip(host, resident, strict=True))
+        assert len(pairs) == 5
+        for h, r in pairs:
+            assert r.keys() == h.keys()
+            for key in h:
+                torch.testing.assert_close(r[key], h[key], rtol=0, atol=0)
+        seen = np.sort(np.concatenate([r["index"].numpy() for _, r in pairs]))
+        np.testing.assert_array_equal(seen, np.arange(219), err_msg=f"epoch {epoch}")
+    raw = ParticleLoader(sta, 48, "memory", device="cpu", seed=5, memory_on_device=True)
+    for b in raw:
+        np.testing.assert_array_equal(b["image"].numpy(), values[b["index"].numpy()])
+    with pytest.raises(ParameterError, match="num_workers=0"):
+        ParticleLoader(sta, 8, "memory", device="cpu", num_workers=2, memory_on_device=True)
+
+
 def test_bad_arguments(sta: xr.DataArray) -> None:
     with pytest.raises(ParameterError, match="mode"):
         ParticleLoader(sta, 8, "fast")
