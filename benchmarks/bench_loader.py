@@ -256,7 +256,10 @@ def main() -> None:
         print(f"{name:<46} {value:>10}  {target}")
     ok = (result["stream_memory_ratio"] >= 0.8 and result["stream_peak_rss_mb"] < 600
           and result["files_ratio_vs_baseline"] >= 3)
-    print(f"targets {'met' if ok else 'NOT met'}")
+    if DEVICE == "cpu":
+        print(f"targets {'met' if ok else 'NOT met'}")
+    else:  # memory mode gathers on the GPU there, and the stream process holds CUDA torch
+        print(f"the targets are for --device cpu; not judged for --device {DEVICE}")
     keys = ("stream_img_s", "memory_img_s", "raw_img_s", "stream_memory_ratio", "stream_peak_rss_mb",
             "files_ratio_vs_baseline")
     print(json.dumps({k: round(float(result[k]), 3) for k in keys}))
