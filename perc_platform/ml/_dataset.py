@@ -114,7 +114,7 @@ class ParticleDataset(Dataset):  # type: ignore[type-arg]
 
     def materialize(self, threads: int | None = None) -> ParticleDataset:
         """Read every selected particle once into memory (chunk by chunk, ``threads`` at a time; default one
-        per usable core, at most 4)."""
+        per usable core, at most 8)."""
         if self._data is not None:
             return self
         full = self.reader.blocks[-1][1] == self.n_total and len(self) == self.n_total

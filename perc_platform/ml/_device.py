@@ -34,8 +34,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-def default_threads(limit: int = 4) -> int:
-    """Reading threads: one per usable core, at most ``limit`` (more threads than cores only contend)."""
+def default_threads(limit: int = 8) -> int:
+    """Reading threads: one per usable core, at most ``limit``.
+
+    More threads than cores only contend (on 2 cores, 4 threads streamed ~10% slower than 2); on a 16-core
+    GPU machine 8 threads streamed 1.3x faster than 4 and 12 no faster than 8.
+    """
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -94,7 +94,7 @@ class ParticleLoader:
         DataLoader worker processes (0: read in this process with threads).
     buffer_bytes, prefetch, threads
         Stream mode: shuffle-buffer size (default 64 MiB, at least one chunk), buffers read ahead, reading
-        threads (default one per usable core, at most 4; also used to materialise in memory mode).
+        threads (default one per usable core, at most 8; also used to materialise in memory mode).
     rank, world_size
         Distributed position; default from ``torch.distributed`` when initialised, captured here.
     reader

@@ -75,7 +75,7 @@ def test_a_stack_truncated_after_opening_fails_with_its_name(tmp_path: Path) -> 
 
 def test_reading_threads_default_to_the_usable_cores() -> None:
     cores = len(os.sched_getaffinity(0))
-    assert default_threads() == min(4, cores)
+    assert default_threads() == min(8, cores)
     assert default_threads(limit=1) == 1
 
 
