@@ -75,7 +75,7 @@ def fit(density: xr.DataArray, args: argparse.Namespace, client: Any) -> nm.Neur
     config = nm.SirenConfig(args.layers, args.width)
     return nm.fit_neural_map(density, config=config, max_steps=args.max_steps, batch_size=args.batch_size,
                              learning_rate=args.learning_rate, target_mae=args.target_mae,
-                             client=client, device=None if client is not None else "cpu", progress=None)
+                             client=client, device=None if client is not None else args.device, progress=None)
 
 
 def main() -> None:
@@ -91,6 +91,7 @@ def main() -> None:
                         help="seed threshold on the normalised map (reference: max(0.1, mean + 3 sd))")
     parser.add_argument("--skip", nargs="*", default=[], choices=["fit", "resample", "region", "graph"])
     parser.add_argument("--cluster", action="store_true", help="fit regions on a 2-worker LocalCluster")
+    parser.add_argument("--device", default="cpu", help="where to fit without --cluster: cpu or cuda")
     args = parser.parse_args()
     client = None
     if args.cluster:
@@ -100,7 +101,8 @@ def main() -> None:
                                      dashboard_address="127.0.0.1:0"))
     result: dict[str, Any] = {"config": {"layers": args.layers, "width": args.width, "max_steps": args.max_steps,
                                          "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-                                         "target_mae": args.target_mae, "cluster": args.cluster}}
+                                         "target_mae": args.target_mae, "cluster": args.cluster,
+                                         "device": args.device}}
     fitted: dict[str, nm.NeuralMap] = {}
     region_seconds: list[float] = []
 
