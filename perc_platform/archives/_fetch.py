@@ -1,28 +1,25 @@
 """Cached fetches: one file per id in the cache, written atomically, locked per entry, listed in a manifest.
 
-* A download is written to an anonymous file (``O_TMPFILE``) in the target folder and linked into place
-  only when complete and valid, so a writer killed at any point (SIGKILL included) leaves no file behind.
-  Where ``O_TMPFILE`` is unavailable a hidden ``.<name>.<pid>.<thread>.part`` file is used instead, and
-  such leftovers are removed by the next writer of that entry.
+* A download is written with :func:`perc_platform.storage.cache.atomic_file` (an anonymous ``O_TMPFILE``
+  linked into place only when complete and valid), so a writer killed at any point (SIGKILL included) leaves
+  no file behind; where a named temp file had to be used, the next writer of that entry removes it.
 * An exclusive ``flock`` per entry makes two processes (or threads) fetching the same id wait for each
   other: the first downloads, the second finds the finished file.
 * Existing files are served without any request; with ``PERC_OFFLINE`` only the cache is used.
 * :func:`fetch_many` runs fetches with bounded concurrency and reports progress.
 
-Public helpers: :func:`archive_path`, :func:`atomic_file`, :func:`record_entry`, :func:`fetch_file`,
+Public helpers: :func:`archive_path`, :func:`record_entry`, :func:`fetch_file`,
 :func:`fetch_json`, :func:`fetch_many`, :func:`text_progress`, :class:`FetchOutcome`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +27,7 @@ from typing import IO, Any, Generic, TypeVar
 
 from perc_platform.archives import _http
 from perc_platform.errors import DataNotFoundError, FormatError, PercError
-from perc_platform.storage.cache import entry_lock, sweep_dead_writers
+from perc_platform.storage.cache import atomic_file, entry_lock, sweep_dead_writers
 from perc_platform.storage.cache import record as record_entry
 
 __all__ = [
@@ -40,7 +37,6 @@ __all__ = [
     "ManyProgress",
     "Validator",
     "archive_path",
-    "atomic_file",
     "fetch_file",
     "fetch_json",
     "fetch_many",
@@ -61,45 +57,6 @@ Validator = Callable[[str], None]
 def archive_path(*parts: str) -> Path:
     """``<cache>/archives/<parts...>``; parts must already be validated ids or fixed names."""
     return Path(_http.current_config().cache_dir).expanduser().joinpath("archives", *parts)
-
-
-@contextlib.contextmanager
-def atomic_file(target: Path) -> Iterator[tuple[IO[bytes], str]]:
-    """Write ``target`` atomically: yields a temp file and a path to read it back, put in place on success.
-
-    Hold :func:`~perc_platform.storage.cache.entry_lock` on ``target`` around it when others may write it.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}.{threading.get_ident()}"
-    named: Path | None = None
-    try:
-        fd = os.open(target.parent, os.O_TMPFILE | os.O_RDWR, 0o644)
-    except (AttributeError, OSError):
-        named = target.with_name(f".{target.name}.{tag}.part")
-        fd = os.open(named, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
-    handle = os.fdopen(fd, "w+b")
-    try:
-        yield handle, (str(named) if named else f"/proc/self/fd/{fd}")
-        handle.flush()
-        os.fsync(fd)
-        if named is None:
-            link = target.with_name(f".{target.name}.{tag}.link")
-            root = os.open("/", os.O_RDONLY)
-            try:
-                # src_dir_fd makes CPython call linkat(..., AT_SYMLINK_FOLLOW), which links the open inode.
-                os.link(f"/proc/self/fd/{fd}", link, src_dir_fd=root)
-            finally:
-                os.close(root)
-            os.replace(link, target)
-        else:
-            os.replace(named, target)
-    except BaseException:
-        if named is not None:
-            with contextlib.suppress(FileNotFoundError):
-                named.unlink()
-        raise
-    finally:
-        handle.close()
 
 
 def _sha256(path: str) -> str:

@@ -35,7 +35,6 @@ from perc_platform.archives._fetch import (
     FetchOutcome,
     ManyProgress,
     archive_path,
-    atomic_file,
     fetch_many,
 )
 from perc_platform.archives._ids import empiar_number, validate_empiar_id
@@ -43,7 +42,7 @@ from perc_platform.archives._models import _Answer
 from perc_platform.archives._resume import download_resumable
 from perc_platform.config import get_config
 from perc_platform.errors import DataNotFoundError, ParameterError, RemoteError
-from perc_platform.storage.cache import entry_lock, record
+from perc_platform.storage.cache import atomic_file, entry_lock, record
 
 __all__ = [
     "DEFAULT_TTL",

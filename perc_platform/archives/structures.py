@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Literal
 
 from perc_platform.archives import _clean, alphafold, pdb, sifts, uniprot
-from perc_platform.archives._fetch import archive_path, atomic_file, record_entry
+from perc_platform.archives._fetch import archive_path, record_entry
 from perc_platform.archives._formats import normalise_format
 from perc_platform.archives._history import LookupRecord, record_lookup
 from perc_platform.archives._http import Progress
 from perc_platform.archives._ids import structure_id_kind, validate_pdb_id, validate_uniprot
 from perc_platform.errors import DataNotFoundError, ParameterError
-from perc_platform.storage.cache import entry_lock
+from perc_platform.storage.cache import atomic_file, entry_lock
 
 __all__ = ["Source", "StructureChoice", "StructureFile", "fetch_structure", "find_structure"]
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from perc_platform.errors import DataNotFoundError, FormatError, ParameterError
+from perc_platform.storage.cache import write_atomically
 
 __all__ = ["Split", "make_split"]
 
@@ -37,10 +38,7 @@ class Split:
         payload = {"format": "perc-split-1", "n": self.n, "seed": self.seed, "fraction": self.fraction,
                    "stratified": self.stratified, "train": self.train.tolist(),
                    "validation": self.validation.tolist()}
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(payload))
-        os.replace(tmp, path)
-        return path
+        return write_atomically(path, lambda tmp: tmp.write_text(json.dumps(payload)))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Split:

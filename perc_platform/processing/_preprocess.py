@@ -26,6 +26,7 @@ from perc_platform.errors import DataNotFoundError, FormatError, ParameterError
 from perc_platform.processing._export import MrcsRegion, create_mrcs, write_star_for
 from perc_platform.processing._images import NORMALISE, Normalise, preprocess_block
 from perc_platform.processing._tasks import Progress, run_chunk_tasks
+from perc_platform.storage.cache import write_atomically
 
 __all__ = ["DONE_DIR", "open_preprocessed", "preprocess", "store_progress"]
 
@@ -63,9 +64,8 @@ def _process_chunk(block: np.ndarray, store: str, index: int, start: int, box: i
     if mrcs is not None:
         mrcs[start:start + out.shape[0]] = out
     marker = Path(store) / DONE_DIR / f"{index:08d}"
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(f"{start} {out.shape[0]}\n")
-    os.replace(tmp, marker)  # atomic: a marker exists only for a chunk that is fully written
+    # atomic: a marker exists only for a chunk that is fully written
+    write_atomically(marker, lambda tmp: tmp.write_text(f"{start} {out.shape[0]}\n"))
     return index
 
 
@@ -89,7 +89,7 @@ def store_progress(store: str | os.PathLike[str]) -> tuple[int, int]:
     group = zarr.open_group(os.fspath(store), mode="r")
     params = json.loads(str(group.attrs[_PARAMS_ATTR]))
     done_dir = Path(store) / DONE_DIR
-    done = len([p for p in done_dir.iterdir() if not p.name.endswith(".tmp")]) if done_dir.is_dir() else 0
+    done = len([p for p in done_dir.iterdir() if p.name.isdigit()]) if done_dir.is_dir() else 0
     return done, int(params["n_chunks"])
 
 
@@ -174,7 +174,7 @@ def preprocess(images: xr.DataArray, store: str | os.PathLike[str], *, box: int 
         else:
             raise DataNotFoundError(f"{mrcs} was written by the interrupted run of {store} and is gone; pass "
                                     "overwrite=True to start again")
-    done_before = {int(p.name) for p in (path / DONE_DIR).iterdir() if not p.name.endswith(".tmp")}
+    done_before = {int(p.name) for p in (path / DONE_DIR).iterdir() if p.name.isdigit()}  # not temp files
     data = images.data if isinstance(images.data, da.Array) else da.from_array(images.values, chunks=chunk)
     blocks = data.rechunk((chunk, nx, nx)).to_delayed().ravel()
     pending = [i for i in range(n_chunks) if i not in done_before]

@@ -1,8 +1,16 @@
-"""The on-disk cache: atomic writes (temp file + rename), a lock per entry, and a JSON-lines manifest.
+"""The on-disk cache: atomic writes, a lock per entry, and a JSON-lines manifest.
 
 A file appears under its final name only when it is complete, so a crash or SIGKILL never leaves a
-partial file where a reader would find it; temp files are named ``.<name>.<pid>.part`` and swept by
-:func:`sweep_dead_writers` under the entry lock.
+partial file where a reader would find it. All atomic writes of the package come from here:
+
+* :func:`atomic_file` (and :func:`atomic_write`, its plain-handle form) writes to an anonymous file
+  (``O_TMPFILE``) in the target folder and links it into place only when complete, so a writer killed at any
+  point leaves nothing behind. Where ``O_TMPFILE`` is unavailable it falls back to a named temp file.
+* :func:`atomic_path` gives writers that need a file *name* (``savefig``, ``mrcfile``, ``np.savez``) a
+  named temp file, renamed into place on success.
+
+Named temp files are ``.<name>.<pid>.<thread>.part`` (links in flight ``.link``); a killed writer's are
+removed by :func:`sweep_dead_writers` under the entry lock.
 """
 
 from __future__ import annotations
@@ -12,14 +20,16 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from perc_platform.config import get_config
 
-__all__ = ["atomic_write", "cache_dir", "cache_path_for_url", "entry_lock", "record", "sweep_dead_writers"]
+__all__ = ["atomic_file", "atomic_path", "atomic_write", "cache_dir", "cache_path_for_url", "entry_lock", "record",
+           "sweep_dead_writers", "write_atomically"]
 
 
 def cache_dir() -> Path:
@@ -48,21 +58,79 @@ def entry_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _temp_name(target: Path, suffix: str) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}{suffix}")
+
+
 @contextlib.contextmanager
-def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Write ``path`` through a temp file in the same folder, renamed into place only on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+def atomic_file(target: Path) -> Iterator[tuple[IO[bytes], str]]:
+    """Write ``target`` atomically: yields a binary temp file and a path to read it back while open; the
+    file is put in place, fsynced, only when the block ends without an exception.
+
+    Hold :func:`entry_lock` on ``target`` around it when others may write it.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    named: Path | None = None
     try:
-        with open(tmp, mode) as handle:
-            yield handle
-            handle.flush()
+        fd = os.open(target.parent, os.O_TMPFILE | os.O_RDWR, 0o644)
+    except (AttributeError, OSError):
+        named = _temp_name(target, ".part")
+        fd = os.open(named, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+    handle = os.fdopen(fd, "w+b")
+    try:
+        yield handle, (str(named) if named else f"/proc/self/fd/{fd}")
+        handle.flush()
+        os.fsync(fd)
+        if named is None:
+            link = _temp_name(target, ".link")
+            root = os.open("/", os.O_RDONLY)
+            try:
+                # src_dir_fd makes CPython call linkat(..., AT_SYMLINK_FOLLOW), which links the open inode.
+                os.link(f"/proc/self/fd/{fd}", link, src_dir_fd=root)
+            finally:
+                os.close(root)
+            os.replace(link, target)
+        else:
+            os.replace(named, target)
+    except BaseException:
+        if named is not None:
+            with contextlib.suppress(FileNotFoundError):
+                named.unlink()
+        raise
+    finally:
+        handle.close()
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path) -> Iterator[IO[bytes]]:
+    """:func:`atomic_file` for writers that need only the handle."""
+    with atomic_file(Path(path)) as (handle, _readable):
+        yield handle
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temp file name beside ``path`` for writers that open files by name; renamed over ``path`` (after an
+    fsync) when the block ends without an exception, removed otherwise."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(target, ".part")
+    try:
+        yield tmp
+        with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], Any]) -> Path:
+    """Call ``write(tmp)`` with a temp file name (see :func:`atomic_path`); return ``path`` once it is in place."""
+    with atomic_path(path) as tmp:
+        write(tmp)
+    return Path(path)
 
 
 def record(kind: str, key: str, path: Path, **extra: Any) -> None:

@@ -183,14 +183,14 @@ def test_two_processes_fetching_the_same_id_both_succeed_with_one_file(archive: 
 
 def test_without_o_tmpfile_a_named_part_file_is_used_and_swept(archive: ArchiveServer, isolated_cache: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from perc_platform.archives import _fetch
     from perc_platform.archives.pdb import pdb_cache_path
+    from perc_platform.storage import cache
 
     target = pdb_cache_path("1AKI")
     target.parent.mkdir(parents=True)
     stale = target.with_name(f".{target.name}.99999.1.part")  # left by a writer killed earlier
     stale.write_bytes(b"data_partial")
-    monkeypatch.delattr(_fetch.os, "O_TMPFILE")
+    monkeypatch.delattr(cache.os, "O_TMPFILE")
     archive.add_fault(CIF, kind="drop", times=1)
     assert archives.fetch_pdb_file("1AKI") == target
     assert sorted(p.name for p in cache_files(isolated_cache)) == ["1AKI.cif", "manifest.jsonl"]

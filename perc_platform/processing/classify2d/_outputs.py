@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,24 +23,10 @@ import numpy as np
 import xarray as xr
 
 from perc_platform.conventions import add_history
+from perc_platform.storage.cache import write_atomically
 
-__all__ = ["atomic_write", "class_averages", "load_state", "particle_assignments", "save_state", "write_classes",
+__all__ = ["class_averages", "load_state", "particle_assignments", "save_state", "write_classes",
            "write_montage", "write_particle_star"]
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], Any]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path`` and rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
@@ -54,7 +38,7 @@ def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
 
-    return atomic_write(path, write)
+    return write_atomically(path, write)
 
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -122,7 +106,7 @@ def write_montage(averages: xr.DataArray, path: str | os.PathLike[str], columns:
             ax.imshow(np.asarray(averages[i].values), cmap="gray", origin="upper")
             ax.set_title(f"{i + 1} ({int(sizes[i])})", fontsize=7)
     fig.tight_layout(pad=0.3)
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    return write_atomically(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def write_classes(averages: xr.DataArray, path: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -139,14 +123,14 @@ def write_classes(averages: xr.DataArray, path: str | os.PathLike[str]) -> tuple
             mrc.header.ispg = 0
             mrc.voxel_size = pixel
 
-    atomic_write(stack, write_stack)
+    write_atomically(stack, write_stack)
     sizes = averages.coords["size"].values.astype(np.int64)
     share = sizes / max(1, int(sizes.sum()))
     lines = ["# version 30001", "", "data_model_classes", "", "loop_", "_rlnReferenceImage #1",
              "_rlnClassNumber #2", "_rlnClassDistribution #3", "_perc_class_size #4"]
     lines += [f"{i + 1:06d}@{stack.name} {i + 1} {share[i]:.6f} {sizes[i]}" for i in range(sizes.size)]
     star = path.with_suffix(".star")
-    atomic_write(star, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+    write_atomically(star, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     return stack, star
 
 
@@ -165,4 +149,4 @@ def write_particle_star(assignments: xr.Dataset, path: str | os.PathLike[str], i
         row += [str(int(cls[i]) + 1), f"{(-float(rot[i])) % 360.0:.3f}", f"{float(sx[i]):.3f}", f"{float(sy[i]):.3f}",
                 str(i)]
         lines.append(" ".join(row))
-    return atomic_write(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+    return write_atomically(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
