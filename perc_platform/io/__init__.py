@@ -11,6 +11,8 @@ from perc_platform.io.mrc_header import parse_header as parse_header
 from perc_platform.io.star import StarTable as StarTable
 from perc_platform.io.star import particle_metadata as particle_metadata
 from perc_platform.io.star import read_star as read_star
+from perc_platform.io.star_writer import format_star as format_star
+from perc_platform.io.star_writer import write_star as write_star
 
 __all__ = [
            "MODE_DTYPES",
@@ -19,9 +21,11 @@ __all__ = [
            "MrcStackArray",
            "MrcVolumeArray",
            "StarTable",
+           "format_star",
            "open_mrc_file",
            "open_mrc_files",
            "parse_header",
            "particle_metadata",
            "read_star",
+           "write_star",
 ]
