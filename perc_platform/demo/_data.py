@@ -17,6 +17,7 @@ from pathlib import Path
 
 import gemmi
 import numpy as np
+import pandas as pd
 
 __all__ = ["DemoArchive", "build_mini_archive", "real_data_archive"]
 
@@ -76,17 +77,18 @@ def build_mini_archive(root: Path, *, n_particles: int = 1200, box: int = 48, pi
 
 
 def _merge_stars(parts: list[Path], target: Path) -> None:
-    """One STAR file for several stacks: the first file's optics and header, every file's particle rows."""
-    first = parts[0].read_text().splitlines()
-    rows_start = max(i for i, line in enumerate(first) if line.startswith("_rln")) + 1
-    lines = first[:rows_start] + [line for line in first[rows_start:] if line.strip()]
-    for part in parts[1:]:
-        text = part.read_text().splitlines()
-        start = max(i for i, line in enumerate(text) if line.startswith("_rln")) + 1
-        lines += [line for line in text[start:] if line.strip()]
+    """One STAR file for several stacks: the first file's optics, every file's particle rows in turn."""
+    from perc_platform.io.star import read_star
+    from perc_platform.io.star_writer import write_star
+
+    tables = [read_star(str(part)) for part in parts]
+    blocks: dict[str, pd.DataFrame] = {}
+    if tables[0].optics is not None:
+        blocks["optics"] = tables[0].optics
+    blocks["particles"] = pd.concat([t.particles for t in tables], ignore_index=True)
+    write_star(target, blocks)
+    for part in parts:
         part.unlink()
-    parts[0].unlink()
-    target.write_text("\n".join(lines) + "\n")
 
 
 def _usable_rows(star: Path) -> int:

@@ -10,10 +10,12 @@ import dask
 import dask.array as da
 import mrcfile
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from perc_platform.conventions import OPTICS_ATTRS, PARTICLE_COORDS, validate_particles
 from perc_platform.errors import ParameterError
+from perc_platform.io.star_writer import write_star
 from perc_platform.processing._tasks import Progress, run_chunk_tasks
 
 __all__ = ["MrcsRegion", "create_mrcs", "write_particles", "write_star_for"]
@@ -50,39 +52,24 @@ def create_mrcs(path: str | os.PathLike[str], shape: tuple[int, ...], pixel_size
     return MrcsRegion(path, shape)
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):.6f}"
-    return str(value)
-
-
 def write_star_for(images: xr.DataArray, star: str | os.PathLike[str], stack: str | os.PathLike[str]) -> Path:
     """Write a RELION 3.1 STAR file (optics + particles) for ``images`` stored in order in ``stack``."""
     n, ny, _ = images.shape
     name = os.path.relpath(os.fspath(stack), os.path.dirname(os.path.abspath(star)))
-    optics = {"rlnOpticsGroupName": "opticsGroup1", "rlnOpticsGroup": 1}
+    optics: dict[str, Any] = {"rlnOpticsGroupName": "opticsGroup1", "rlnOpticsGroup": 1}
     for attr, column in OPTICS_ATTRS.items():
         if attr in images.attrs:
             optics[column] = images.attrs[attr]
     if "pixel_size" in images.attrs:
         optics["rlnImagePixelSize"] = images.attrs["pixel_size"]
     optics["rlnImageSize"] = ny
-    lines = ["# version 30001", "", "data_optics", "", "loop_"]
-    lines += [f"_{c} #{i + 1}" for i, c in enumerate(optics)]
-    lines += [" ".join(_fmt(v) for v in optics.values()), "", "", "# version 30001", "", "data_particles", "", "loop_"]
     columns: dict[str, np.ndarray] = {"rlnImageName": np.array([f"{i + 1:06d}@{name}" for i in range(n)])}
     for coord, column in PARTICLE_COORDS.items():
         if coord in images.coords and coord not in ("image_name", "optics_group") \
                 and images.coords[coord].dims == (images.dims[0],):
             columns[column] = np.asarray(images.coords[coord].values)
     columns["rlnOpticsGroup"] = np.ones(n, dtype=np.int64)
-    lines += [f"_{c} #{i + 1}" for i, c in enumerate(columns)]
-    values = list(columns.values())
-    lines += [" ".join(_fmt(v[i]) for v in values) for i in range(n)]
-    path = Path(star)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_star(star, {"optics": pd.DataFrame([optics]), "particles": pd.DataFrame(columns)})
 
 
 def _write_chunk(block: np.ndarray, target: MrcsRegion, start: int) -> int:

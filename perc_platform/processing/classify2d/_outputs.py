@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from perc_platform.conventions import add_history
+from perc_platform.io.star_writer import write_star
 from perc_platform.storage.cache import write_atomically
 
 __all__ = ["class_averages", "load_state", "particle_assignments", "save_state", "write_classes",
@@ -125,28 +127,22 @@ def write_classes(averages: xr.DataArray, path: str | os.PathLike[str]) -> tuple
 
     write_atomically(stack, write_stack)
     sizes = averages.coords["size"].values.astype(np.int64)
-    share = sizes / max(1, int(sizes.sum()))
-    lines = ["# version 30001", "", "data_model_classes", "", "loop_", "_rlnReferenceImage #1",
-             "_rlnClassNumber #2", "_rlnClassDistribution #3", "_perc_class_size #4"]
-    lines += [f"{i + 1:06d}@{stack.name} {i + 1} {share[i]:.6f} {sizes[i]}" for i in range(sizes.size)]
-    star = path.with_suffix(".star")
-    write_atomically(star, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
-    return stack, star
+    table = pd.DataFrame({"rlnReferenceImage": [f"{i + 1:06d}@{stack.name}" for i in range(sizes.size)],
+                          "rlnClassNumber": np.arange(1, sizes.size + 1),
+                          "rlnClassDistribution": sizes / max(1, int(sizes.sum())),
+                          "perc_class_size": sizes})
+    return stack, write_star(path.with_suffix(".star"), {"model_classes": table})
 
 
 def write_particle_star(assignments: xr.Dataset, path: str | os.PathLike[str], image_names: Any = None) -> Path:
     """A RELION-style particle STAR table with ``rlnClassNumber`` (1-based), ``rlnAnglePsi`` and origins."""
     classified = np.flatnonzero(assignments["class"].values >= 0)
-    names = None if image_names is None else np.asarray(image_names)
-    columns = ["rlnImageName"] if names is not None else []
-    columns += ["rlnClassNumber", "rlnAnglePsi", "rlnOriginXAngst", "rlnOriginYAngst", "perc_particle"]
-    lines = ["# version 30001", "", "data_particles", "", "loop_"]
-    lines += [f"_{c} #{i + 1}" for i, c in enumerate(columns)]
-    cls, rot = assignments["class"].values, assignments["rotation"].values
-    sx, sy = assignments["shift_x"].values, assignments["shift_y"].values
-    for i in classified.tolist():
-        row = [str(names[i])] if names is not None else []
-        row += [str(int(cls[i]) + 1), f"{(-float(rot[i])) % 360.0:.3f}", f"{float(sx[i]):.3f}", f"{float(sy[i]):.3f}",
-                str(i)]
-        lines.append(" ".join(row))
-    return write_atomically(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+    columns: dict[str, Any] = {}
+    if image_names is not None:
+        columns["rlnImageName"] = np.asarray(image_names)[classified].astype(str)
+    columns["rlnClassNumber"] = assignments["class"].values[classified].astype(np.int64) + 1
+    columns["rlnAnglePsi"] = np.round((-assignments["rotation"].values[classified].astype(np.float64)) % 360.0, 3)
+    columns["rlnOriginXAngst"] = np.round(assignments["shift_x"].values[classified].astype(np.float64), 3)
+    columns["rlnOriginYAngst"] = np.round(assignments["shift_y"].values[classified].astype(np.float64), 3)
+    columns["perc_particle"] = classified
+    return write_star(path, {"particles": pd.DataFrame(columns)})
