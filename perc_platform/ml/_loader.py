@@ -28,6 +28,9 @@ __all__ = ["ParticleLoader", "choose_mode", "train_validation_loaders"]
 
 log = logging.getLogger("perc_platform.ml")
 
+#: Memory mode keeps its images on a GPU by default only when they take at most this share of its free memory.
+DEVICE_MEMORY_FRACTION = 0.25
+
 SplitSpec = Sequence[int] | np.ndarray | tuple[Split | str | os.PathLike[str], str] | None
 
 
@@ -102,9 +105,10 @@ class ParticleLoader:
     memory_on_device
         Memory mode on a GPU: keep the materialised images in device memory and gather each batch there
         (``index_select``), skipping the host gather and the host-to-device copy. ``None`` (default) does so
-        when ``device`` is CUDA, ``num_workers`` is 0 and the images take at most ``memory_fraction`` of the
-        device's free memory; the choice is in :attr:`mode_reason`. ``True`` also works on the CPU (a torch
-        gather instead of NumPy's). The host copy is kept as well.
+        when ``device`` is CUDA, ``num_workers`` is 0 and the images take at most a quarter of the device's
+        free memory (``DEVICE_MEMORY_FRACTION``, leaving room for the model); the choice is in
+        :attr:`mode_reason`. ``True`` also works on the CPU (a torch gather instead of NumPy's). The host copy
+        is kept as well.
     """
 
     def __init__(self, images: xr.DataArray, batch_size: int = 256, mode: str = "auto", *,
@@ -140,7 +144,7 @@ class ParticleLoader:
         common = dict(seed=self.seed, shuffle=shuffle, drop_last=drop_last, rank=self.rank, pin=pin)
         if mode == "memory":
             self.dataset.materialize(threads)
-            resident = self._resident_device(memory_on_device, memory_fraction)
+            resident = self._resident_device(memory_on_device)
             self.batches: BatchIterable = MemoryBatches(self.dataset, batch_size, on_device=resident,
                                                         **common)  # type: ignore[arg-type]
         else:
@@ -152,7 +156,7 @@ class ParticleLoader:
         self._consumed: dict[int, int] = {}
         self._skip: dict[int, int] = {}
 
-    def _resident_device(self, asked: bool | None, memory_fraction: float) -> torch.device | None:
+    def _resident_device(self, asked: bool | None) -> torch.device | None:
         """Where memory mode keeps its images besides the host (see ``memory_on_device``), or None."""
         if asked is False or (asked is None and self.device.type != "cuda"):
             return None
@@ -163,9 +167,10 @@ class ParticleLoader:
             return None
         if asked is None:
             free, _total = torch.cuda.mem_get_info(self.device)
-            if self.dataset.nbytes > memory_fraction * free:
+            if self.dataset.nbytes > DEVICE_MEMORY_FRACTION * free:
                 self.mode_reason += (f"; the images ({self.dataset.nbytes / 2**30:.2f} GiB) stay on the host: more "
-                                     f"than {memory_fraction:.0%} of the {free / 2**30:.2f} GiB free on {self.device}")
+                                     f"than {DEVICE_MEMORY_FRACTION:.0%} of the {free / 2**30:.2f} GiB free on "
+                                     f"{self.device}")
                 return None
         self.mode_reason += f"; the images are kept on {self.device} and each batch is gathered there"
         return self.device
