@@ -69,7 +69,7 @@ def download_resumable(url: str, target: Path, *, what: str, size: int | None = 
             if have:
                 headers["Range"] = f"bytes={have}-"
 
-        def copy(resp: http.client.HTTPResponse, answer: _http._Answer) -> int:
+        def copy(resp: http.client.HTTPResponse, answer: _http.Answer) -> int:
             have = part.stat().st_size if part.exists() else 0
             length = int(answer.headers.get("content-length", -1))
             if answer.status == 206:
@@ -103,7 +103,7 @@ def download_resumable(url: str, target: Path, *, what: str, size: int | None = 
         else:
             if size is not None and part.exists() and part.stat().st_size > size:
                 part.unlink()
-            got = _http._with_retries(url, what, headers, copy, before)
+            got = _http.request(url, what=what, on_body=copy, headers=headers, before=before)
         total = expected.get("total", got)
         for label, want in (("the server's size", total), ("the listed size", size)):
             if want is not None and got != want:
