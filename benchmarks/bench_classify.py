@@ -26,7 +26,7 @@ import torch
 
 from perc_platform.datasets import open_particles
 from perc_platform.processing.classify2d import classify2d
-from perc_platform.processing.classify2d._testdata import make_views
+from perc_platform.testing.views import make_views
 
 BOX = 64
 PIXEL = 2.0

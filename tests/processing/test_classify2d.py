@@ -1,6 +1,6 @@
 """Streaming 2-D classification (issue 9): simulated views with known poses, real stacks through the CLI.
 
-Ground truth comes from ``classify2d._testdata`` (exact projections of Gaussian blobs, random in-plane
+Ground truth comes from ``perc_platform.testing.views`` (exact projections of Gaussian blobs, random in-plane
 turns and shifts, noise at SNR 0.1); class averages are compared with the clean views after an independent
 alignment (scipy rotations + FFT cross-correlation), purity is counted with NumPy.
 """
@@ -31,7 +31,7 @@ from perc_platform.processing.classify2d import (
 )
 from perc_platform.processing.classify2d._align import align
 from perc_platform.processing.classify2d._pca import effective_resolution
-from perc_platform.processing.classify2d._testdata import SyntheticViews, make_views
+from perc_platform.testing.views import SyntheticViews, make_views
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "particles"
 PIXEL = 2.0
