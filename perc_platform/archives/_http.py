@@ -22,7 +22,6 @@ import os
 import socket
 import ssl
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
@@ -31,6 +30,7 @@ from urllib.parse import urljoin, urlsplit
 from perc_platform._version import __version__
 from perc_platform.config import PercConfig, get_config
 from perc_platform.errors import DataNotFoundError, PercError, RemoteError
+from perc_platform.storage._http_connect import open_connection
 
 __all__ = ["MAX_RETRY_AFTER", "USER_AGENT", "Answer", "Progress", "check_url", "current_config", "download",
            "get_bytes", "get_json", "request"]
@@ -111,31 +111,12 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _connection(url: str, config: PercConfig) -> tuple[http.client.HTTPConnection, str]:
-    """An unopened connection for ``url`` (through the environment's proxy, if any) and the request target."""
-    parts = urlsplit(url)
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
-    proxy = urllib.request.getproxies().get(parts.scheme)
-    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
-        proxy_parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-        if parts.scheme == "https":
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                proxy_parts.netloc, timeout=config.connect_timeout)
-            conn.set_tunnel(parts.netloc)
-            return conn, target
-        return http.client.HTTPConnection(proxy_parts.netloc, timeout=config.connect_timeout), url
-    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    return cls(parts.netloc, timeout=config.connect_timeout), target
-
-
 def _attempt(url: str, what: str, headers: Mapping[str, str], config: PercConfig,
              on_body: Callable[[http.client.HTTPResponse, _Answer], Any]) -> Any:
     """One try (following allowed redirects): returns ``on_body(...)`` or raises _Retry / a final error."""
     for _ in range(_MAX_REDIRECTS + 1):
         check_url(url, config)
-        conn, target = _connection(url, config)
+        conn, target = open_connection(url, config.connect_timeout)
         try:
             try:
                 conn.connect()

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from perc_platform.config import get_config
+from perc_platform.storage._http_connect import open_connection, proxy_for, request_target
 
 __all__ = ["RangeIgnored", "read_ranges_into"]
 
@@ -36,61 +37,66 @@ class RangeIgnored(Exception):
     """The server sent the whole file (HTTP 200) for a ranged request."""
 
 
-def _connections() -> OrderedDict[tuple[str, str], http.client.HTTPConnection]:
+Key = tuple[str, str, str | None]  # scheme, host:port, proxy
+
+
+def _connections() -> OrderedDict[Key, http.client.HTTPConnection]:
     if not hasattr(_local, "connections"):
         _local.connections = OrderedDict()
     return _local.connections  # type: ignore[no-any-return]
 
 
-def _connection(scheme: str, netloc: str) -> tuple[http.client.HTTPConnection, bool]:
-    """This thread's keep-alive connection to ``netloc`` (and whether it was reused)."""
+def _key(url: str) -> Key:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc, proxy_for(url)
+
+
+def _connection(url: str) -> tuple[http.client.HTTPConnection, str, bool]:
+    """This thread's keep-alive connection for ``url``'s host (direct or through the environment's proxy),
+    the request target, and whether the connection was reused."""
     pool = _connections()
-    key = (scheme, netloc)
+    key = _key(url)
     if key in pool:
         pool.move_to_end(key)
-        return pool[key], True
+        return pool[key], request_target(url, key[2]), True
     config = get_config()
-    cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-    conn = cls(netloc, timeout=config.connect_timeout)
+    conn, target = open_connection(url, config.connect_timeout)
     conn.connect()
     if conn.sock is not None:
         conn.sock.settimeout(config.read_timeout)
     pool[key] = conn
     while len(pool) > _MAX_HOSTS_PER_THREAD:
         pool.popitem(last=False)[1].close()
-    return conn, False
+    return conn, target, False
 
 
-def _drop(scheme: str, netloc: str) -> None:
-    conn = _connections().pop((scheme, netloc), None)
+def _drop(url: str) -> None:
+    conn = _connections().pop(_key(url), None)
     if conn is not None:
         conn.close()
 
 
 def _request(url: str, start: int, length: int) -> http.client.HTTPResponse:
-    parts = urlsplit(url)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     headers = {"Range": f"bytes={start}-{start + length - 1}", "Accept-Encoding": "identity"}
     for _ in range(2):
-        conn, reused = _connection(parts.scheme, parts.netloc)
+        conn, target, reused = _connection(url)
         try:
             conn.request("GET", target, headers=headers)
             return conn.getresponse()
         except (http.client.HTTPException, OSError) as exc:
-            _drop(parts.scheme, parts.netloc)
+            _drop(url)
             if not reused:  # a fresh connection failed: a real error; a reused one may just have gone stale
                 raise ConnectionError(f"GET {url} failed: {type(exc).__name__}: {exc}") from exc
     raise AssertionError("unreachable")
 
 
 def _read_one(url: str, start: int, length: int, buf: np.ndarray, allow_short: bool) -> int:
-    parts = urlsplit(url)
     resp = _request(url, start, length)
     status = resp.status
     if status != 206:
         whole = status == 200 and start == 0 and resp.length is not None and resp.length <= length
         if not whole:
-            _drop(parts.scheme, parts.netloc)  # do not read a body we will not use
+            _drop(url)  # do not read a body we will not use
             if status in (404, 410):
                 raise FileNotFoundError(url)
             if status == 416 and allow_short:
@@ -101,12 +107,12 @@ def _read_one(url: str, start: int, length: int, buf: np.ndarray, allow_short: b
     else:
         match = _CONTENT_RANGE.match(resp.getheader("Content-Range", ""))
         if not match or int(match.group(1)) != start:
-            _drop(parts.scheme, parts.netloc)
+            _drop(url)
             raise ConnectionError(f"GET {url}: asked for bytes from {start}, the server sent "
                                   f"{resp.getheader('Content-Range')!r}")
     expected = resp.length if resp.length is not None else length
     if expected > length:
-        _drop(parts.scheme, parts.netloc)
+        _drop(url)
         raise RangeIgnored(url)
     view = memoryview(buf.reshape(-1).view(np.uint8)).cast("B")[:expected]  # type: ignore[arg-type]
     got = 0
@@ -117,10 +123,10 @@ def _read_one(url: str, start: int, length: int, buf: np.ndarray, allow_short: b
                 break
             got += n
     except (http.client.HTTPException, OSError) as exc:
-        _drop(parts.scheme, parts.netloc)
+        _drop(url)
         raise ConnectionError(f"GET {url}: connection dropped after {got} of {expected} bytes ({exc})") from exc
     if got < expected:
-        _drop(parts.scheme, parts.netloc)
+        _drop(url)
         raise ConnectionError(f"GET {url}: connection dropped after {got} of {expected} bytes")
     return got
 

@@ -37,11 +37,11 @@ def test_a_stale_kept_alive_connection_is_replaced(blob: Path, server_factory) -
     srv = server_factory(blob.parent)
     url = f"{srv.url}/blob.bin"
     assert read_bytes(url, 10, 5) == blob.read_bytes()[10:15]
-    conn = _http_ranges._connections()[("http", url.split("/")[2])]
+    conn = _http_ranges._connections()[_http_ranges._key(url)]
     os.close(conn.sock.fileno())  # the connection dies while idle (as when a server times it out)
     conn.sock.detach()
     assert read_bytes(url, 100, 7) == blob.read_bytes()[100:107]
-    assert _http_ranges._connections()[("http", url.split("/")[2])] is not conn  # a fresh one
+    assert _http_ranges._connections()[_http_ranges._key(url)] is not conn  # a fresh one
 
 
 def test_whole_file_answer_is_accepted_when_it_is_what_was_asked(blob: Path, server_factory) -> None:
