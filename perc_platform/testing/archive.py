@@ -32,7 +32,6 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ import gemmi
 import mrcfile
 
 from perc_platform.testing._env import environment
-from perc_platform.testing.server import LoopbackServer, RequestRecord, Response, _Handler
+from perc_platform.testing.server import LoopbackServer, RequestRecord, Response, _Handler, serve_in_thread
 
 __all__ = ["ARCHIVE_ENDPOINTS", "ArchiveServer", "archive_server"]
 
@@ -126,13 +125,7 @@ class ArchiveServer(LoopbackServer):
         class Handler(_ThrottledHandler):
             owner = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        httpd = self._httpd
-        # A short poll interval lets stop() return at once (tests start many servers).
-        self._thread = threading.Thread(target=lambda: httpd.serve_forever(poll_interval=0.05), name="perc-archive",
-                                        daemon=True)
-        self._thread.start()
+        self._httpd, self._thread = serve_in_thread(Handler, "perc-archive")
         return self
 
     @property

@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from perc_platform.testing.server import serve_in_thread
+
 __all__ = ["LoopbackProxy"]
 
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -35,9 +37,7 @@ class LoopbackProxy:
         class Handler(_ProxyHandler):
             proxy = owner
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, name="perc-loopback-proxy", daemon=True).start()
+        self._httpd, _thread = serve_in_thread(Handler, "perc-loopback-proxy")
         return self
 
     def __exit__(self, *exc: object) -> None:

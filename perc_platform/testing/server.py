@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-__all__ = ["Fault", "LoopbackServer", "RequestRecord", "Response"]
+__all__ = ["Fault", "LoopbackServer", "RequestRecord", "Response", "serve_in_thread"]
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -73,6 +73,18 @@ class Response:
 Route = Callable[[str, dict[str, str]], "Response | Path | None"]
 
 
+def serve_in_thread(handler: type[BaseHTTPRequestHandler], name: str) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """A threading HTTP server on 127.0.0.1 (a free port) serving ``handler`` from a daemon thread.
+
+    A short poll interval lets ``shutdown()`` return at once (tests start many servers).
+    """
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=lambda: httpd.serve_forever(poll_interval=0.05), name=name, daemon=True)
+    thread.start()
+    return httpd, thread
+
+
 class LoopbackServer:
     """HTTP server bound to 127.0.0.1 on a free port; use as a context manager or start()/stop()."""
 
@@ -95,10 +107,7 @@ class LoopbackServer:
         class Handler(_Handler):
             owner = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="perc-loopback", daemon=True)
-        self._thread.start()
+        self._httpd, self._thread = serve_in_thread(Handler, "perc-loopback")
         return self
 
     def stop(self) -> None:
