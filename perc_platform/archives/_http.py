@@ -18,7 +18,6 @@ from __future__ import annotations
 import email.utils
 import http.client
 import json
-import os
 import socket
 import ssl
 import time
@@ -64,24 +63,9 @@ class _Answer:
     headers: Mapping[str, str]
 
 
-_memo: tuple[tuple[tuple[str, str], ...], PercConfig] | None = None
-
-
 def current_config() -> PercConfig:
-    """``get_config()``, reused while the ``PERC_*`` environment is unchanged.
-
-    Building the settings costs about 10 ms; a fetch needs them several times. The environment is
-    still read at every call, so a changed ``PERC_*`` variable takes effect at once, as with get_config().
-    """
-    global _memo
-    key = tuple(sorted((k, v) for k, v in os.environ.items()
-                       if k.startswith("PERC_") or k in ("XDG_CACHE_HOME", "HOME")))
-    memo = _memo
-    if memo is not None and memo[0] == key:
-        return memo[1]
-    config = get_config()
-    _memo = (key, config)
-    return config
+    """The current settings (``get_config()``, which is rebuilt only when a ``PERC_*`` variable changes)."""
+    return get_config()
 
 
 def check_url(url: str, config: PercConfig | None = None) -> str:
