@@ -63,7 +63,12 @@ def _local_path(url: str) -> str:
 
 
 def _fs(url: str, storage_options: dict[str, Any] | None) -> fsspec.AbstractFileSystem:
-    fs, _ = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    options = dict(storage_options or {})
+    if url.startswith(("http://", "https://")):
+        # aiohttp ignores http_proxy/no_proxy unless told to trust the environment; the platform's own
+        # clients honour them, so fsspec's HTTP does too (unless the caller says otherwise).
+        options["client_kwargs"] = {"trust_env": True, **options.get("client_kwargs", {})}
+    fs, _ = fsspec.core.url_to_fs(url, **options)
     return fs
 
 

@@ -27,7 +27,7 @@ class LoopbackProxy:
     """Forward proxy bound to 127.0.0.1 on a free port; use as a context manager."""
 
     def __init__(self) -> None:
-        self.requests: list[tuple[str, str | None]] = []
+        self.requests: list[tuple[str, str, str | None]] = []  # method, absolute URL, Range header
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -70,7 +70,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def do_CONNECT(self) -> None:
         self._refuse(501, "this test proxy relays plain HTTP only")
 
+    def do_HEAD(self) -> None:
+        self._relay("HEAD")
+
     def do_GET(self) -> None:
+        self._relay("GET")
+
+    def _relay(self, method: str) -> None:
         parts = urlsplit(self.path)
         if parts.scheme != "http" or not parts.netloc:
             self._refuse(400, "a forward proxy needs an absolute http:// URL on the request line")
@@ -79,19 +85,21 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self._refuse(403, f"{parts.hostname} is not a loopback address; this proxy relays to loopback only")
             return
         with self.proxy._lock:
-            self.proxy.requests.append((self.path, self.headers.get("Range")))
+            self.proxy.requests.append((method, self.path, self.headers.get("Range")))
         upstream = http.client.HTTPConnection(parts.netloc, timeout=30)
         try:
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            upstream.request("GET", target, headers={h: self.headers[h] for h in _FORWARDED if h in self.headers})
+            upstream.request(method, target, headers={h: self.headers[h] for h in _FORWARDED if h in self.headers})
             answer = upstream.getresponse()
             body = answer.read()
+            length = answer.getheader("Content-Length") if method == "HEAD" else None
         finally:
             upstream.close()
         self.send_response(answer.status, answer.reason)
         for name, value in answer.getheaders():
             if name.lower() not in _HOP_BY_HOP:
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", length if length is not None else str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if method != "HEAD":
+            self.wfile.write(body)

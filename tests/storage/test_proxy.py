@@ -35,10 +35,20 @@ def test_ranged_reads_and_a_lazy_stack_go_through_the_proxy(shared: Path, server
     assert buffers[0].tobytes() == raw[5:15] and buffers[1].tobytes() == raw[3000:3007]
     images = perc_platform.open_particles(url)
     np.testing.assert_array_equal(images[[0, 3]].values, mrcfile_read(folder / "relion31.mrcs")[[0, 3]])
-    relayed = [u for u, _ in proxy.requests]
+    relayed = [u for _, u, _ in proxy.requests]
     assert relayed and all(u == url for u in relayed)  # absolute URLs on the request line: via the proxy
-    assert ("bytes=1000-1023") in [r for _, r in proxy.requests]
-    assert srv.count("GET") == len(proxy.requests)  # every request the server saw came through the proxy
+    assert "bytes=1000-1023" in [r for _, _, r in proxy.requests]
+    assert srv.count() == len(proxy.requests)  # every request the server saw came through the proxy
+
+
+def test_fsspec_reads_with_storage_options_go_through_it_too(shared: Path, server_factory,  # type: ignore[no-untyped-def]
+                                                              proxy: LoopbackProxy) -> None:
+    srv = server_factory(shared / "particles")
+    url = f"{srv.url}/relion31.mrcs"
+    raw = (shared / "particles" / "relion31.mrcs").read_bytes()
+    assert read_bytes(url, 2000, 16, {"headers": {"X-Lab": "perc"}}) == raw[2000:2016]  # fsspec's HTTP
+    assert proxy.requests and all(u == url for _, u, _ in proxy.requests)
+    assert srv.count() == len(proxy.requests)
 
 
 def test_no_proxy_bypasses_it(shared: Path, server_factory, proxy: LoopbackProxy,  # type: ignore[no-untyped-def]
@@ -57,4 +67,4 @@ def test_the_archive_client_goes_through_the_proxy(shared: Path, isolated_cache:
     with archive_server(shared) as server:
         path = archives.fetch_pdb_file("1AKI")
         assert path.read_bytes() == (shared / "structures" / "1aki.cif").read_bytes()
-        assert any(u.startswith(server.url) and u.endswith("1AKI.cif") for u, _ in proxy.requests)
+        assert any(u.startswith(server.url) and u.endswith("1AKI.cif") for _, u, _ in proxy.requests)
