@@ -37,7 +37,7 @@ class MemoryBatches(BatchIterable):
         """The materialised images on ``on_device`` (copied there on first use)."""
         if self._resident is None:
             assert self.on_device is not None
-            self._resident = self.dataset.materialize()._data.to(self.on_device)  # type: ignore[union-attr]
+            self._resident = torch.from_numpy(self.dataset.materialize().data).to(self.on_device)
         return self._resident
 
     def _batches(self, shard: int, num_shards: int, start: int) -> Iterator[tuple[int, dict[str, Any]]]:
