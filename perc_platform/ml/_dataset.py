@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -88,6 +88,10 @@ class ParticleDataset(Dataset):  # type: ignore[type-arg]
         self.metadata = _numeric_columns(images, metadata)
         self.dtype = np.dtype(dtype)
         self._data: torch.Tensor | None = None
+        self._on_device: torch.Tensor | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_on_device": None}  # device memory does not travel to worker processes
 
     def __len__(self) -> int:
         return int(self.indices.size)
@@ -123,17 +127,51 @@ class ParticleDataset(Dataset):  # type: ignore[type-arg]
             self._data = torch.from_numpy(raw) if raw.flags.writeable else torch.from_numpy(raw.copy())
             return self
         out = np.empty((len(self), *self.image_shape), dtype=self.dtype)
-        per_task = max(1, _TASK_BYTES // max(1, out[:1].nbytes))
-        tasks = read_tasks(segments_of(self.reader.blocks, self.indices), per_task)
 
         def fill(task: list[tuple[Segment, int]]) -> None:
             for seg, row in task:
                 read_into(self.reader, seg, list(out[row:row + len(seg)]))
 
-        with ThreadPoolExecutor(max_workers=max(1, threads or default_threads())) as pool:
-            list(pool.map(fill, tasks))
+        self._read_all(fill, threads)
         self._data = torch.from_numpy(out)
         return self
+
+    def to_device(self, device: torch.device, threads: int | None = None) -> torch.Tensor:
+        """The selected images as one tensor on ``device``, made once and kept.
+
+        Unless the dataset is already materialised on the host, no host copy of the whole selection is made:
+        each read task fills a (pinned, for CUDA) staging array and copies it into its rows of the device
+        tensor, so a selection larger than host memory can live on a large GPU.
+        """
+        held = self._on_device
+        if held is not None and held.device == device:
+            return held
+        if self._data is not None:
+            self._on_device = self._data.to(device)
+            return self._on_device
+        dtype = torch.from_numpy(np.empty(0, self.dtype)).dtype
+        out = torch.empty((len(self), *self.image_shape), dtype=dtype, device=device)
+        pin = device.type == "cuda"
+
+        def fill(task: list[tuple[Segment, int]]) -> None:
+            first = task[0][1]  # a task's pieces cover consecutive rows (see read_tasks)
+            count = sum(len(seg) for seg, _ in task)
+            stage = torch.empty((count, *self.image_shape), dtype=dtype, pin_memory=pin)
+            host = stage.numpy()
+            for seg, row in task:
+                read_into(self.reader, seg, list(host[row - first:row - first + len(seg)]))
+            out[first:first + count].copy_(stage)  # synchronous, so the staging array can go at once
+
+        self._read_all(fill, threads)
+        self._on_device = out
+        return out
+
+    def _read_all(self, fill: Callable[[list[tuple[Segment, int]]], None], threads: int | None) -> None:
+        """Call ``fill(task)`` on a thread pool for read tasks of about 16 MiB that cover the selection."""
+        per_task = max(1, _TASK_BYTES // max(1, self.image_shape[0] * self.image_shape[1] * self.dtype.itemsize))
+        tasks = read_tasks(segments_of(self.reader.blocks, self.indices), per_task)
+        with ThreadPoolExecutor(max_workers=max(1, threads or default_threads())) as pool:
+            list(pool.map(fill, [t for t in tasks if t]))
 
     def fields(self, particles: np.ndarray) -> dict[str, np.ndarray]:
         """``index``, ``label`` and metadata of the given particle positions (in ``images``)."""

@@ -107,8 +107,8 @@ class ParticleLoader:
         (``index_select``), skipping the host gather and the host-to-device copy. ``None`` (default) does so
         when ``device`` is CUDA, ``num_workers`` is 0 and the images take at most a quarter of the device's
         free memory (``DEVICE_MEMORY_FRACTION``, leaving room for the model); the choice is in
-        :attr:`mode_reason`. ``True`` also works on the CPU (a torch gather instead of NumPy's). The host copy
-        is kept as well.
+        :attr:`mode_reason`. The images are read there through small pinned staging arrays, with no host
+        copy of the whole selection. ``True`` also works on the CPU (a torch gather instead of NumPy's).
     """
 
     def __init__(self, images: xr.DataArray, batch_size: int = 256, mode: str = "auto", *,
@@ -143,8 +143,11 @@ class ParticleLoader:
         self._pin = pin
         common = dict(seed=self.seed, shuffle=shuffle, drop_last=drop_last, rank=self.rank, pin=pin)
         if mode == "memory":
-            self.dataset.materialize(threads)
             resident = self._resident_device(memory_on_device)
+            if resident is None:
+                self.dataset.materialize(threads)
+            else:
+                self.dataset.to_device(resident, threads)  # read straight there: no host copy of it all
             self.batches: BatchIterable = MemoryBatches(self.dataset, batch_size, on_device=resident,
                                                         **common)  # type: ignore[arg-type]
         else:

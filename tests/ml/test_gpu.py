@@ -72,6 +72,7 @@ def test_memory_mode_keeps_the_images_on_the_gpu(sta: xr.DataArray) -> None:
     gpu = ParticleLoader(sta, 32, "memory", device="cuda", seed=2, transforms=plain)
     assert gpu.batches.on_device is not None and gpu.batches.on_device.type == "cuda"
     assert "kept on cuda" in gpu.mode_reason
+    assert not gpu.dataset.materialized  # read to the GPU through pinned staging arrays, no host copy
     host_batch = next(iter(gpu.batches))[2]
     assert host_batch["image"].is_cuda  # gathered on the device: no host image, nothing to pin
     cpu = ParticleLoader(sta, 32, "memory", device="cpu", seed=2, transforms=plain)

@@ -4,6 +4,7 @@ Also: auto mode says what it chose, epochs reshuffle deterministically, DataLoad
 from __future__ import annotations
 
 import logging
+import pickle
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 import xarray as xr
 
 from perc_platform.errors import ParameterError
-from perc_platform.ml import ParticleLoader, choose_mode
+from perc_platform.ml import ParticleDataset, ParticleLoader, choose_mode
 from perc_platform.ml import transforms as T
 
 BUFFER = 2 * 16 * 64 * 64 * 4  # two 16-particle chunks of the tilt stack
@@ -149,6 +150,7 @@ def test_memory_mode_gathering_on_the_device_gives_the_host_batches(sta: xr.Data
                               memory_on_device=True)
     assert host.batches.on_device is None and resident.batches.on_device == torch.device("cpu")  # type: ignore[attr-defined]
     assert "kept on cpu" in resident.mode_reason
+    assert not resident.dataset.materialized  # read straight to the device tensor: no host copy of it all
     for epoch in range(2):
         pairs = list(zip(host, resident, strict=True))
         assert len(pairs) == 5
@@ -163,6 +165,18 @@ def test_memory_mode_gathering_on_the_device_gives_the_host_batches(sta: xr.Data
         np.testing.assert_array_equal(b["image"].numpy(), values[b["index"].numpy()])
     with pytest.raises(ParameterError, match="num_workers=0"):
         ParticleLoader(sta, 8, "memory", device="cpu", num_workers=2, memory_on_device=True)
+
+
+@pytest.mark.parametrize("materialized_first", [False, True])
+def test_to_device_holds_the_selection_in_order(sta: xr.DataArray, materialized_first: bool) -> None:
+    picks = np.array([200, 3, 17, 150, 16, 15])
+    dataset = ParticleDataset(sta, indices=picks)
+    if materialized_first:
+        dataset.materialize()
+    held = dataset.to_device(torch.device("cpu"), threads=3)
+    np.testing.assert_array_equal(held.numpy(), sta.values[np.sort(picks)])  # the dataset's order: sorted
+    assert dataset.to_device(torch.device("cpu")) is held  # made once
+    assert pickle.loads(pickle.dumps(dataset))._on_device is None  # device memory does not travel
 
 
 def test_bad_arguments(sta: xr.DataArray) -> None:
