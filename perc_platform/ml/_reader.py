@@ -24,7 +24,6 @@ be read soon, in order -- passed as ``reader=`` to ``ParticleLoader`` or
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -35,9 +34,8 @@ import xarray as xr
 
 from perc_platform.config import get_config
 from perc_platform.datasets.selection import stack_source
-from perc_platform.errors import DataNotFoundError, TruncatedFileError
 from perc_platform.io.mrc_array import MrcStackArray
-from perc_platform.storage.ranges import is_remote
+from perc_platform.storage.ranges import read_consecutive_into
 
 __all__ = [
     "ChunkReader",
@@ -122,20 +120,16 @@ class _ReaderBase:
 class MrcChunkReader(_ReaderBase):
     """Reads segments straight from the ``MrcStackArray`` behind an ``open_particles`` stack.
 
-    :meth:`read_into` reads local files with one ``preadv`` per run of consecutive images, scattering the
-    images straight into the caller's arrays (e.g. shuffled slots of pinned batches): a chunk is read whole and
-    in order, and each image is copied once. Remote files go through ``read_particles`` (fsspec ranges).
+    :meth:`read_into` reads each run of consecutive images of one file with
+    :func:`~perc_platform.storage.ranges.read_consecutive_into`, which scatters local bytes straight into the
+    caller's arrays (e.g. shuffled slots of pinned batches): a chunk is read whole and in order, and each image
+    is copied once.
     """
 
     def __init__(self, array: MrcStackArray, block_sizes: Sequence[int]) -> None:
         self.array = array
         self.blocks = _block_ranges(block_sizes)
-        files = array.files
-        # Plain per-file facts for the hot path; None marks a remote file (read through fsspec instead).
-        self._paths = [None if is_remote(f.url) else _local_path(f.url) for f in files]
-        self._offsets = [f.header.data_offset for f in files]
-        self._section = [f.header.section_bytes for f in files]
-        self._native = array.dtype == files[0].header.dtype
+        self._native = array.dtype == array.files[0].header.dtype
 
     def read(self, segment: Segment) -> np.ndarray:
         return self.array.read_particles(np.asarray(segment.particles, dtype=np.int64))
@@ -147,59 +141,25 @@ class MrcChunkReader(_ReaderBase):
         """Fill ``targets[i]`` (C-contiguous ``(y, x)`` arrays) with the image of ``segment.particles[i]``."""
         array = self.array
         particles = segment.particles
-        dtype = array.dtype
-        fids = array.file_ids[particles].tolist()
-        locs = array.local[particles].tolist()
-        if not self._native or any(self._paths[f] is None for f in set(fids)) or not all(
-                t.dtype == dtype and t.flags.c_contiguous for t in targets):
+        if not self._native or not all(t.dtype == array.dtype and t.flags.c_contiguous for t in targets):
             _scatter(self.read(segment), targets)
             return
+        fids = array.file_ids[particles].tolist()
+        locs = array.local[particles].tolist()
         a, n = 0, len(fids)
         while a < n:
             f, b = fids[a], a + 1
             while b < n and fids[b] == f and locs[b] == locs[b - 1] + 1:
                 b += 1
-            _preadv_all(self._paths[f], self._offsets[f] + locs[a] * self._section[f], targets[a:b])  # type: ignore[arg-type]
+            file = array.files[f]
+            read_consecutive_into(file.url, file.header.data_offset + locs[a] * file.header.section_bytes,
+                                  targets[a:b], file.options)
             a = b
 
 
 def _scatter(images: np.ndarray, targets: Sequence[np.ndarray]) -> None:
     for image, target in zip(images, targets, strict=True):
         target[...] = image
-
-
-def _local_path(url: str) -> str:
-    return url[len("file://"):] if url.startswith("file://") else url
-
-
-_IOV_MAX = 1024
-
-
-def _preadv_all(path: str, offset: int, views: Sequence[np.ndarray]) -> None:
-    """Read consecutive bytes at ``offset`` into ``views`` (C-contiguous arrays) in turn, one scatter read per
-    IOV_MAX views."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        raise DataNotFoundError(f"{path}: no such file; check the path") from None
-    try:
-        pos = offset
-        for i in range(0, len(views), _IOV_MAX):
-            group = views[i:i + _IOV_MAX]
-            got = os.preadv(fd, group, pos)  # type: ignore[arg-type]
-            for view in group:  # a short read leaves the tail of the group to finish view by view
-                size = view.nbytes
-                have = min(got, size)
-                got -= have
-                while have < size:
-                    n = os.preadv(fd, [view.reshape(-1).view(np.uint8)[have:]], pos + have)  # type: ignore[list-item]
-                    if n == 0:
-                        raise TruncatedFileError(f"{path}: ends before byte {pos + size}; the file is "
-                                                 "shorter than its header says (truncated?)")
-                    have += n
-                pos += size
-    finally:
-        os.close(fd)
 
 
 class DaskChunkReader(_ReaderBase):

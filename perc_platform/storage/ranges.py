@@ -34,8 +34,8 @@ from perc_platform.errors import (
 from perc_platform.storage import _http_ranges
 from perc_platform.storage.cache import atomic_write, cache_path_for_url, entry_lock, record, sweep_dead_writers
 
-__all__ = ["decompressed_copy", "file_size", "is_remote", "local_copy", "read_bytes", "read_ranges_into",
-           "resolve_relative"]
+__all__ = ["decompressed_copy", "file_size", "is_remote", "local_copy", "read_bytes", "read_consecutive_into",
+           "read_ranges_into", "resolve_relative"]
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [ConnectionError, TimeoutError, OSError]
@@ -173,29 +173,70 @@ def _read_http(url: str, ranges: Sequence[tuple[int, int]], buffers: Sequence[np
     return got  # type: ignore[no-any-return]
 
 
-def _read_local(path: str, ranges: Sequence[tuple[int, int]], buffers: Sequence[np.ndarray],
-                allow_short: bool) -> list[int]:
+_IOV_MAX = 1024  # iovecs one preadv takes
+
+
+def _preadv_fill(fd: int, path: str, offset: int, views: Sequence[np.ndarray], allow_short: bool) -> int:
+    """Fill ``views`` (C-contiguous arrays) in turn with the bytes of ``fd`` from ``offset``: one scatter
+    read per IOV_MAX views, short reads finished view by view. Returns the bytes read."""
+    pos = offset
+    for i in range(0, len(views), _IOV_MAX):
+        group = views[i:i + _IOV_MAX]  # C-contiguous arrays are buffers preadv fills as they are
+        got = os.preadv(fd, group, pos)  # type: ignore[arg-type]
+        for view in group:
+            have = min(got, view.nbytes)
+            got -= have
+            while have < view.nbytes:
+                n = os.preadv(fd, [view.reshape(-1).view(np.uint8)[have:]], pos + have)  # type: ignore[list-item]
+                if n == 0:
+                    if not allow_short:
+                        raise TruncatedFileError(f"{path}: asked for bytes up to {pos + view.nbytes}, the file "
+                                                 f"ends at {pos + have}; it is shorter than its header says "
+                                                 "(truncated?)")
+                    return pos + have - offset
+                have += n
+            pos += view.nbytes
+    return pos - offset
+
+
+def _open_local(path: str) -> int:
     try:
-        fd = os.open(path, os.O_RDONLY)
+        return os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         raise DataNotFoundError(f"{path}: no such file; check the path") from None
-    got = []
+
+
+def _read_local(path: str, ranges: Sequence[tuple[int, int]], buffers: Sequence[np.ndarray],
+                allow_short: bool) -> list[int]:
+    fd = _open_local(path)
     try:
-        for (start, length), buf in zip(ranges, buffers, strict=True):
-            view = memoryview(buf.reshape(-1).view(np.uint8)).cast("B")[:length]  # type: ignore[arg-type]
-            done = 0
-            while done < length:
-                n = os.preadv(fd, [view[done:]], start + done)
-                if n == 0:
-                    break
-                done += n
-            if done < length and not allow_short:
-                raise TruncatedFileError(f"{path}: asked for {length} bytes at {start}, got {done}; "
-                                         "the file is shorter than its header says (truncated?)")
-            got.append(done)
+        return [_preadv_fill(fd, path, start, [buf.reshape(-1).view(np.uint8)[:length]], allow_short)
+                for (start, length), buf in zip(ranges, buffers, strict=True)]
     finally:
         os.close(fd)
-    return got
+
+
+def read_consecutive_into(url: str, offset: int, views: Sequence[np.ndarray],
+                          storage_options: dict[str, Any] | None = None) -> None:
+    """Fill ``views`` (C-contiguous arrays) in turn with consecutive bytes of ``url`` from ``offset``.
+
+    A local file is read with scatter reads straight into the views (each byte copied once, e.g. into
+    shuffled slots of pinned batches); a remote one with one ranged read, then copied into the views.
+    """
+    url = _redirects.get(url, url)
+    if not is_remote(url):
+        fd = _open_local(_local_path(url))
+        try:
+            _preadv_fill(fd, _local_path(url), offset, views, allow_short=False)
+        finally:
+            os.close(fd)
+        return
+    whole = np.empty(sum(v.nbytes for v in views), np.uint8)
+    read_ranges_into(url, [(offset, whole.size)], [whole], storage_options)
+    at = 0
+    for view in views:
+        view.reshape(-1).view(np.uint8)[...] = whole[at:at + view.nbytes]
+        at += view.nbytes
 
 
 def local_copy(url: str, storage_options: dict[str, Any] | None = None) -> Path:
