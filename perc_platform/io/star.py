@@ -167,6 +167,14 @@ def _unique_value(values: pd.Series) -> float | None:
     return float(unique[0]) if len(unique) == 1 else None
 
 
+def _group_key(ids: pd.Series) -> np.ndarray:
+    """Optics-group ids as join keys: the same number matches however it is written ("1", "1.0"), other
+    text matches as text. One key type on both sides, so pandas neither warns nor matches missing ids."""
+    numbers = pd.to_numeric(ids, errors="coerce")
+    text = ids.astype(str).to_numpy()
+    return np.where(numbers.notna(), numbers.astype(float).map(repr).to_numpy(), text)
+
+
 def particle_metadata(table: StarTable) -> ParticleMetadata:
     """Split ``rlnImageName`` and map columns to convention coords and optics attrs."""
     if len(table.particles) == 0:
@@ -198,9 +206,8 @@ def _particle_metadata(table: StarTable) -> ParticleMetadata:
     optics = table.optics
     if optics is not None and "rlnOpticsGroup" in df.columns and "rlnOpticsGroup" in optics.columns:
         extra = [c for c in optics.columns if c not in df.columns]
-        # Join on the group id as text, so that a file mixing "1" and "1.0" cannot mis-merge silently.
-        right = optics[extra].assign(_group=optics["rlnOpticsGroup"].astype(str).to_numpy())
-        merged = df.assign(_group=df["rlnOpticsGroup"].astype(str).to_numpy()).merge(right, on="_group", how="left")
+        right = optics[extra].assign(_group=_group_key(optics["rlnOpticsGroup"]))
+        merged = df.assign(_group=_group_key(df["rlnOpticsGroup"])).merge(right, on="_group", how="left")
         merged = merged.drop(columns="_group")
     pixel = None
     for column in ("rlnImagePixelSize", "rlnPixelSize", "rlnMicrographPixelSize"):

@@ -176,4 +176,7 @@ def test_found_by_fuzzing_duplicate_columns_and_mixed_group_ids() -> None:
     mixed = STARS[0].replace("           1 opticsGroup1", "         1.0 opticsGroup1", 1)
     assert mixed != STARS[0]
     table = parse_star_text(mixed, "mixed.star")
-    assert len(particle_metadata(table).stack_names) == len(table.particles)  # no warning, no crash
+    meta = particle_metadata(table)  # no warning, no crash
+    assert len(meta.stack_names) == len(table.particles)
+    assert meta.attrs["pixel_size"] == 2.806  # optics group "1.0" still joins the particles' "1"
+    assert meta.attrs["voltage"] == 300.0
