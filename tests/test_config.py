@@ -29,6 +29,17 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert "127.0.0.1:9999" in config.endpoint_hosts()
 
 
+def test_a_changed_variable_is_seen_at_once_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PERC_OFFLINE", raising=False)
+    monkeypatch.delenv("perc_offline", raising=False)
+    assert get_config().offline is False  # now cached
+    monkeypatch.setenv("perc_offline", "1")  # pydantic-settings reads names case-insensitively
+    assert get_config().offline is True
+    monkeypatch.delenv("perc_offline")
+    monkeypatch.setenv("PERC_OFFLINE", "true")
+    assert get_config().offline is True
+
+
 @pytest.mark.parametrize(("name", "value"), [("PERC_PDBE_API_URL", "ftp://example"), ("PERC_RETRIES", "-1"),
                                              ("PERC_READ_TIMEOUT", "soon")])
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
