@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from perc_platform.config import PercConfig, get_config
+from perc_platform.config import get_config
 from perc_platform.errors import ParameterError, TruncatedFileError
 from perc_platform.io.mrc_array import MrcFile
 from perc_platform.io.mrc_header import HEADER_BYTES, parse_header
@@ -18,12 +18,10 @@ __all__ = ["COMPRESSED_SUFFIXES", "open_mrc_file", "open_mrc_files"]
 COMPRESSED_SUFFIXES = (".gz", ".bz2")
 
 
-def open_mrc_file(url: str, storage_options: dict[str, Any] | None = None, *,
-                  config: PercConfig | None = None) -> MrcFile:
+def open_mrc_file(url: str, storage_options: dict[str, Any] | None = None) -> MrcFile:
     """Read and check the header of one MRC file (local path or fsspec URL).
 
-    Compressed maps (``.gz``/``.bz2``) are decompressed once into the cache and opened from there. ``config``
-    spares a caller opening thousands of files the settings lookup per file.
+    Compressed maps (``.gz``/``.bz2``) are decompressed once into the cache and opened from there.
     """
     url = os.fspath(url)
     if not url:
@@ -31,7 +29,7 @@ def open_mrc_file(url: str, storage_options: dict[str, Any] | None = None, *,
     if url.lower().endswith(COMPRESSED_SUFFIXES):
         url = str(decompressed_copy(url, storage_options))
         storage_options = None
-    config = config or get_config()
+    config = get_config()
     raw = read_bytes(url, 0, HEADER_BYTES, storage_options)
     header = parse_header(raw, url, max_bytes=config.max_array_bytes)
     size = file_size(url, storage_options)
@@ -47,8 +45,7 @@ def open_mrc_file(url: str, storage_options: dict[str, Any] | None = None, *,
 
 def open_mrc_files(urls: Sequence[str], storage_options: dict[str, Any] | None = None) -> list[MrcFile]:
     """Open many files' headers, concurrently for remote ones."""
-    config = get_config()
     if len(urls) > 1 and any(is_remote(u) for u in urls):
         with ThreadPoolExecutor(max_workers=min(16, len(urls))) as pool:
-            return list(pool.map(lambda u: open_mrc_file(u, storage_options, config=config), urls))
-    return [open_mrc_file(u, storage_options, config=config) for u in urls]
+            return list(pool.map(lambda u: open_mrc_file(u, storage_options), urls))
+    return [open_mrc_file(u, storage_options) for u in urls]
