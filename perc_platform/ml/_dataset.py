@@ -15,14 +15,13 @@ from perc_platform.errors import InputError, ParameterError
 from perc_platform.ml._device import default_threads
 from perc_platform.ml._labels import Labels, resolve_labels
 from perc_platform.ml._reader import ChunkReader, Segment, chunk_reader_for, read_indices, read_into
-from perc_platform.ml._sharding import read_tasks, segments_of
+from perc_platform.ml._sharding import TASK_BYTES, read_tasks, segments_of
 
 __all__ = ["RESERVED", "ParticleDataset"]
 
 #: Batch keys that metadata columns may not take.
 RESERVED = ("image", "index", "label")
 
-_TASK_BYTES = 16 * 2**20
 
 
 def _numeric_columns(images: xr.DataArray, names: Sequence[str] | None) -> dict[str, np.ndarray]:
@@ -101,9 +100,14 @@ class ParticleDataset(Dataset):  # type: ignore[type-arg]
         return self.labels.classes if self.labels is not None else None
 
     @property
+    def image_nbytes(self) -> int:
+        """Bytes of one image in the batch dtype."""
+        return self.image_shape[0] * self.image_shape[1] * self.dtype.itemsize
+
+    @property
     def nbytes(self) -> int:
         """Bytes of the selected images in the batch dtype."""
-        return len(self) * self.image_shape[0] * self.image_shape[1] * self.dtype.itemsize
+        return len(self) * self.image_nbytes
 
     @property
     def materialized(self) -> bool:
@@ -168,7 +172,7 @@ class ParticleDataset(Dataset):  # type: ignore[type-arg]
 
     def _read_all(self, fill: Callable[[list[tuple[Segment, int]]], None], threads: int | None) -> None:
         """Call ``fill(task)`` on a thread pool for read tasks of about 16 MiB that cover the selection."""
-        per_task = max(1, _TASK_BYTES // max(1, self.image_shape[0] * self.image_shape[1] * self.dtype.itemsize))
+        per_task = max(1, TASK_BYTES // max(1, self.image_nbytes))
         tasks = read_tasks(segments_of(self.reader.blocks, self.indices), per_task)
         with ThreadPoolExecutor(max_workers=max(1, threads or default_threads())) as pool:
             list(pool.map(fill, [t for t in tasks if t]))

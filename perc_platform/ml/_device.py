@@ -100,7 +100,7 @@ class DeviceFeeder:
                 self._in_flight.append((copied, batch))
             if self.transforms is not None:
                 generator = torch.Generator(device=self.device).manual_seed(batch_seed(self.seed, epoch, shard, k))
-                moved["image"] = _call(self.transforms, moved["image"], generator)
+                moved["image"] = self.transforms(moved["image"], generator)
         return int(shard), int(k), moved
 
     def _ready(self, item: Item) -> Item:
@@ -124,10 +124,3 @@ class DeviceFeeder:
         for event, _ in self._in_flight:
             event.synchronize()
         self._in_flight = []
-
-
-def _call(transform: Callable[..., torch.Tensor], images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    from perc_platform.ml.transforms import Transform
-
-    return transform(images, generator) if isinstance(transform, Transform) else transform(images)
-

@@ -17,6 +17,7 @@ from perc_platform.errors import ParameterError
 from perc_platform.ml._batches import BatchIterable
 from perc_platform.ml._dataset import ParticleDataset
 from perc_platform.ml._device import DeviceFeeder, resolve_device
+from perc_platform.ml._labels import resolve_labels
 from perc_platform.ml._memory import MemoryBatches
 from perc_platform.ml._reader import ChunkReader
 from perc_platform.ml._sharding import capture_rank
@@ -266,8 +267,7 @@ def train_validation_loaders(images: xr.DataArray, batch_size: int = 256, *, val
     else:
         codes = None
         if stratify and kwargs.get("labels") is not None:
-            codes = ParticleDataset(images, labels=kwargs["labels"], classes=kwargs.get("classes"),
-                                    metadata=[]).labels.codes  # type: ignore[union-attr]
+            codes = resolve_labels(images, kwargs["labels"], kwargs.get("classes")).codes  # type: ignore[union-attr]
         chosen = make_split(n, validation, seed, codes)
     if save_split is not None:
         chosen.save(save_split)

@@ -85,6 +85,10 @@ def cut_segments(segments: list[Segment], a: int, b: int) -> list[Segment]:
     return out
 
 
+#: Reads are split into (or merged up to) pieces of about this size, one per thread-pool task.
+TASK_BYTES = 16 * 2**20
+
+
 def read_tasks(segments: list[Segment], per_task: int) -> list[list[tuple[Segment, int]]]:
     """Segments split into (or merged up to) reads of about ``per_task`` particles, for a thread pool.
 

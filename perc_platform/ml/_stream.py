@@ -26,13 +26,11 @@ from perc_platform.ml._batches import BatchIterable
 from perc_platform.ml._dataset import ParticleDataset
 from perc_platform.ml._device import default_threads
 from perc_platform.ml._reader import Segment, read_into
-from perc_platform.ml._sharding import Rank, cut_segments, epoch_rng, piece, read_tasks, segments_of
+from perc_platform.ml._sharding import TASK_BYTES, Rank, cut_segments, epoch_rng, piece, read_tasks, segments_of
 
 __all__ = ["DEFAULT_BUFFER_BYTES", "TASK_BYTES", "StreamBatches"]
 
 DEFAULT_BUFFER_BYTES = 64 * 2**20
-#: Reads are split into (or merged up to) pieces of about this size, read by the thread pool in parallel.
-TASK_BYTES = 16 * 2**20
 
 
 @dataclasses.dataclass
@@ -60,11 +58,6 @@ class StreamBatches(BatchIterable):
         self.prefetch = int(prefetch)
         self.threads = int(threads)
 
-    @property
-    def _particle_bytes(self) -> int:
-        h, w = self.dataset.image_shape
-        return max(1, h * w * self.dataset.dtype.itemsize)
-
     def plan(self, shard: int, num_shards: int) -> list[_Buffer]:
         """The buffers of one shard for the current epoch (deterministic in seed and epoch)."""
         dataset = self.dataset
@@ -75,11 +68,11 @@ class StreamBatches(BatchIterable):
         groups: list[list[Segment]] = []
         size = 0
         for seg in cut_segments(segments, a, b):
-            if not groups or size + len(seg) * self._particle_bytes > self.buffer_bytes:
+            if not groups or size + len(seg) * self.dataset.image_nbytes > self.buffer_bytes:
                 groups.append([])
                 size = 0
             groups[-1].append(seg)
-            size += len(seg) * self._particle_bytes
+            size += len(seg) * self.dataset.image_nbytes
         buffers, start = [], 0
         for i, group in enumerate(groups):
             n = sum(len(s) for s in group)
@@ -106,7 +99,7 @@ class StreamBatches(BatchIterable):
         stops = np.array([buf.stop for buf in buffers], dtype=np.int64)
         reader = self.dataset.reader
         hint = getattr(reader, "prefetch", None)
-        per_task = max(1, TASK_BYTES // self._particle_bytes)
+        per_task = max(1, TASK_BYTES // self.dataset.image_nbytes)
         arrays: dict[int, np.ndarray] = {}
         pending: dict[int, list[Future[None]]] = {}
         submitted = int(np.searchsorted(stops, lo, side="right"))  # next buffer to read

@@ -73,9 +73,11 @@ def test_a_stack_truncated_after_opening_fails_with_its_name(tmp_path: Path) -> 
         list(ParticleLoader(images, 8, "stream", device="cpu"))
 
 
-def test_reading_threads_default_to_the_usable_cores() -> None:
-    cores = len(os.sched_getaffinity(0))
-    assert default_threads() == min(8, cores)
+@pytest.mark.parametrize(("cores", "threads"), [(1, 1), (2, 2), (16, 8)])
+def test_reading_threads_default_to_the_usable_cores(monkeypatch: pytest.MonkeyPatch, cores: int,
+                                                    threads: int) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)))
+    assert default_threads() == threads
     assert default_threads(limit=1) == 1
 
 
