@@ -62,6 +62,8 @@ def test_dockerfile_installs_the_platform_and_serves_dask() -> None:
     assert re.search(r"^FROM python:3\.11", text, re.M)
     assert "COPY perc_platform" in text and "COPY plugins" in text and 'pip install' in text
     assert "EXPOSE 8786 8787" in text and "PERC_CACHE_DIR=/cache" in text
+    # catalog_path() finds catalogs/ beside the package only in an editable install of the copied tree
+    assert "COPY catalogs" in text and re.search(r'pip install .*\s-e "\.', text, re.S)
     ignore = (DEPLOY / "docker" / "Dockerfile.dockerignore").read_text().split()
     assert ignore[ignore.index("*") + 1:].count("!perc_platform/") == 1
 
