@@ -3,6 +3,7 @@ a neural map with its density graph; pictures and files into ``out``, a summary 
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -41,6 +42,16 @@ def _serve(archive: Any, stack: ExitStack) -> Any:
     return server
 
 
+def loopback_direct() -> dict[str, str]:
+    """``no_proxy`` values that add the loopback addresses, so that the demo's own loopback archive is reached
+    directly even where ``http_proxy`` is set (a proxy elsewhere cannot reach this machine's loopback)."""
+    values = {}
+    for name in ("no_proxy", "NO_PROXY"):
+        have = [h for h in os.environ.get(name, "").split(",") if h.strip()]
+        values[name] = ",".join([*have, *(h for h in ("127.0.0.1", "localhost") if h not in have)])
+    return values
+
+
 def run_demo(out_dir: Path, *, real_data: Path | None = None, n_particles: int = 1200, classes: int = 6,
              fit_steps: int = 400) -> dict[str, Any]:
     """Run the demo; write pictures and files into ``out_dir`` and return the summary figures.
@@ -50,7 +61,7 @@ def run_demo(out_dir: Path, *, real_data: Path | None = None, n_particles: int =
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     # The demo's ids (9DEM, EMD-90001, ...) are made up: keep them out of the user's real cache.
-    with environment({"PERC_CACHE_DIR": str(out / "cache")}):
+    with environment({"PERC_CACHE_DIR": str(out / "cache"), **loopback_direct()}):
         return _run(out, real_data, n_particles, classes, fit_steps)
 
 

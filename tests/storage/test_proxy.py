@@ -68,3 +68,20 @@ def test_the_archive_client_goes_through_the_proxy(shared: Path, isolated_cache:
         path = archives.fetch_pdb_file("1AKI")
         assert path.read_bytes() == (shared / "structures" / "1aki.cif").read_bytes()
         assert any(u.startswith(server.url) and u.endswith("1AKI.cif") for _, u, _ in proxy.requests)
+
+
+def test_the_demo_reaches_its_loopback_archive_directly_behind_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from perc_platform.demo._run import loopback_direct
+    from perc_platform.storage._http_connect import proxy_for
+    from perc_platform.testing._env import environment
+
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", "http://proxy.invalid:3128")
+    monkeypatch.setenv("no_proxy", "example.org")
+    assert proxy_for("http://127.0.0.1:8000/x") == "proxy.invalid:3128"  # what a user behind a proxy has
+    with environment(loopback_direct()):
+        assert proxy_for("http://127.0.0.1:8000/x") is None
+        assert proxy_for("http://localhost:8000/x") is None
+        assert proxy_for("http://example.org/x") is None  # the user's own entries are kept
+        assert proxy_for("http://files.rcsb.org/x") == "proxy.invalid:3128"
