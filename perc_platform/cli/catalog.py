@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,17 +22,23 @@ def run(args: argparse.Namespace) -> int:
     import intake
 
     from perc_platform.catalogs import catalog_path
-    from perc_platform.errors import DataNotFoundError
 
     cat = intake.open_catalog(args.catalog or str(catalog_path()))
     if args.action == "list":
         for name in cat:
             print(f"{name:24s} {cat[name].describe().get('description') or ''}")
         return 0
-    node = cat
-    for part in args.entry.split("."):
-        if part not in node:
-            raise DataNotFoundError(f"catalog has no entry {args.entry!r}; `perc catalog list` shows the entries")
-        node = node[part]
-    print(json.dumps(node.describe(), indent=2, default=str))
+    print(json.dumps(entry(cat, args.entry).describe(), indent=2, default=str))
     return 0
+
+
+def entry(cat: Any, dotted: str) -> Any:
+    """The catalog entry named ``dotted`` (``empiar_entries.10028``), or a DataNotFoundError saying how to list."""
+    from perc_platform.errors import DataNotFoundError
+
+    node = cat
+    for part in dotted.split("."):
+        if part not in node:
+            raise DataNotFoundError(f"catalog has no entry {dotted!r}; `perc catalog list` shows the entries")
+        node = node[part]
+    return node

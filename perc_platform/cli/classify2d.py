@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from perc_platform.errors import DataNotFoundError, ParameterError
+    from perc_platform.errors import ParameterError
 
     if bool(args.entry) == bool(args.stacks):
         raise ParameterError("give either --entry ENTRY or particle stack paths, not both or neither")
@@ -46,13 +46,10 @@ def _open(args: argparse.Namespace) -> Any:
     import intake
 
     from perc_platform.catalogs import catalog_path
+    from perc_platform.cli.catalog import entry
 
     params = dict(p.split("=", 1) for p in args.param if "=" in p)
-    node = intake.open_catalog(args.catalog or str(catalog_path()))
-    for part in args.entry.split("."):
-        if part not in node:
-            raise DataNotFoundError(f"catalog has no entry {args.entry!r}; `perc catalog list` shows the entries")
-        node = node[part]
+    node = entry(intake.open_catalog(args.catalog or str(catalog_path())), args.entry)
     data = node(**params).to_dask() if params else node.to_dask()
     return data["image"] if hasattr(data, "data_vars") else data
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -43,17 +42,12 @@ def _ids(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from perc_platform.testing._env import environment
+
     ids = _ids(args)
-    saved = os.environ.get("PERC_OFFLINE")
-    if args.offline:
-        os.environ["PERC_OFFLINE"] = "1"  # config is read from the environment at each call
-    try:
+    # config is read from the environment at each call
+    with environment({"PERC_OFFLINE": "1"} if args.offline else {}):
         return _fetch_all(args, ids)
-    finally:
-        if saved is None:
-            os.environ.pop("PERC_OFFLINE", None)
-        else:
-            os.environ["PERC_OFFLINE"] = saved
 
 
 def _fetch_all(args: argparse.Namespace, ids: list[str]) -> int:

@@ -8,7 +8,7 @@ import sys
 import pytest
 from distributed import Client
 
-from perc_platform.cluster import dashboard_url, get_client
+from perc_platform.cluster import get_client
 from tests.cluster.conftest import DaskProcesses
 
 pytestmark = pytest.mark.cluster
@@ -34,4 +34,3 @@ def test_get_client_connects_to_the_configured_scheduler_and_reuses_it(cluster_c
     assert cluster_client.scheduler.address == dask_cluster.address
     assert get_client() is cluster_client
     assert len(cluster_client.scheduler_info(n_workers=-1)["workers"]) == 2
-    assert dashboard_url() == cluster_client.dashboard_link

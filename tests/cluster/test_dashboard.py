@@ -10,7 +10,7 @@ from dask.utils import key_split
 from distributed import Client, futures_of, get_task_stream, wait
 
 import perc_platform as pp
-from perc_platform.cluster import ClusterChunkReader, dashboard_url, prefetch_chunks
+from perc_platform.cluster import dashboard_url, prefetch_chunks
 from perc_platform.testing import LoopbackServer
 from tests.cluster.conftest import CHUNK, ServedStack, scheduler_prefixes
 
@@ -43,5 +43,3 @@ def test_dashboard_answers_while_a_job_runs_and_names_are_readable(cluster_clien
     assert {"perc-read-mrc", "perc-fetch"} <= {key_split(task["key"]) for task in stream.data}
     assert {"perc-read-mrc", "perc-fetch"} <= scheduler_prefixes(cluster_client)  # the progress bars' names
     assert key_split(futures[0].key) == "perc-read-mrc"
-    reader = ClusterChunkReader(images, ahead=2)
-    assert key_split(reader._key(type("S", (), {"block": 0, "particles": np.arange(3)})())) == "perc-fetch"
