@@ -19,6 +19,7 @@ from perc_platform.neural_maps._neural_map import NeuralMap
 from perc_platform.neural_maps._regions import tile_map
 from perc_platform.neural_maps._siren import SirenConfig
 from perc_platform.neural_maps._train import FitSettings, ProgressFn, fit_regions, region_seed
+from perc_platform.processing._tasks import active_client, finished
 
 __all__ = ["fit_neural_map", "normalise_map", "print_progress"]
 
@@ -43,17 +44,6 @@ def normalise_map(values: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
     if not high > low:
         raise InputError(f"the map is constant ({low}); there is nothing to fit")
     return ((values - low) / (high - low)).astype(np.float32), (low, high)
-
-
-def _resolve_client(client: Any) -> Any:
-    if client is not None:
-        return client
-    try:
-        from distributed import get_client
-
-        return get_client()
-    except (ImportError, ValueError):
-        return None
 
 
 def _fit_task(values: list[np.ndarray], seeds: list[int], config: dict[str, Any], settings: dict[str, Any],
@@ -102,10 +92,10 @@ def fit_neural_map(density: xr.DataArray, *, config: SirenConfig | None = None,
     start = time.perf_counter()
     if device is None and client is None and torch.cuda.is_available():
         device = "cuda"
-    active_client = None if device is not None else _resolve_client(client)
-    if active_client is not None:
+    cluster = None if device is not None else (client if client is not None else active_client())
+    if cluster is not None:
         mode = "dask"
-        params, stats = _fit_on_cluster(active_client, blocks, seeds, config, settings, regions_per_task, report)
+        params, stats = _fit_on_cluster(cluster, blocks, seeds, config, settings, regions_per_task, report)
     else:
         dev = torch.device(device if device is not None else "cpu")
         mode = f"in-process {dev}"
@@ -144,8 +134,6 @@ def _fit_on_cluster(client: Any, blocks: list[np.ndarray], seeds: list[int], con
                     settings: FitSettings, regions_per_task: int,
                     report: Callable[[int, int, str], None]) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
     """Submit groups of regions as tasks; gather the weights in region order as they finish."""
-    from distributed import as_completed
-
     if regions_per_task < 1:
         raise ParameterError(f"regions_per_task={regions_per_task} must be >= 1")
     groups = [list(range(i, min(i + regions_per_task, len(blocks))))
@@ -158,7 +146,7 @@ def _fit_on_cluster(client: Any, blocks: list[np.ndarray], seeds: list[int], con
         futures[future] = group
     results: dict[int, tuple[dict[str, np.ndarray], dict[str, Any]]] = {}
     done = 0
-    for future in as_completed(futures):
+    for future in finished(client, futures):
         weights, stats = future.result()
         for row, r in enumerate(futures[future]):
             results[r] = ({k: v[row] for k, v in weights.items()}, stats[row])

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import dask
 
-__all__ = ["Progress", "active_client", "run_chunk_tasks"]
+__all__ = ["Progress", "active_client", "finished", "run_chunk_tasks"]
 
 Progress = Callable[[int, int], None]
 
@@ -26,6 +26,18 @@ def active_client(start: bool = False) -> Any:
         return get_client()
 
 
+def finished(client: Any, futures: Any) -> Iterator[Any]:
+    """``futures`` as they complete (``distributed.as_completed``). On an error or interrupt, while waiting or
+    in the caller's loop (which closes this generator), the ones still queued are cancelled."""
+    from distributed import as_completed
+
+    try:
+        yield from as_completed(futures)
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+
+
 def run_chunk_tasks(tasks: Sequence[Any], *, total: int | None = None, done: int = 0,
                     progress: Progress | None = None, start_cluster: bool = False) -> None:
     """Compute ``tasks`` (dask delayed, small results) on the cluster; call ``progress(done, total)`` per chunk.
@@ -40,15 +52,8 @@ def run_chunk_tasks(tasks: Sequence[Any], *, total: int | None = None, done: int
         if progress is not None:
             progress(total, total)
         return
-    from distributed import as_completed
-
-    futures = client.compute(list(tasks))
-    try:
-        for future in as_completed(futures):
-            future.result()
-            done += 1
-            if progress is not None:
-                progress(done, total)
-    except BaseException:
-        client.cancel(futures)
-        raise
+    for future in finished(client, client.compute(list(tasks))):
+        future.result()
+        done += 1
+        if progress is not None:
+            progress(done, total)
