@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from perc_platform.errors import ParameterError
+from perc_platform.neural_maps._regions import local_coords
 from perc_platform.neural_maps._siren import SirenConfig, init_siren, siren_forward
 
 __all__ = ["FitSettings", "fit_regions", "region_seed"]
@@ -64,6 +65,8 @@ class _Region:
 
     def __init__(self, values: np.ndarray, seed: int, settings: FitSettings) -> None:
         self.shape = values.shape
+        self._lower = torch.zeros(3)
+        self._upper = torch.tensor(self.shape, dtype=torch.float32) - 1
         self.flat = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
         self.gen = torch.Generator().manual_seed(seed)
         n = self.flat.numel()
@@ -80,8 +83,7 @@ class _Region:
         """Flat voxel indices -> (N, 3) coordinates (z, y, x) scaled to [-1, 1]."""
         _, ny, nx = self.shape
         zyx = torch.stack([idx // (ny * nx), (idx // nx) % ny, idx % nx], dim=-1).to(torch.float32)
-        span = torch.tensor([max(n - 1, 1) for n in self.shape], dtype=torch.float32)
-        return 2.0 * zyx / span - 1.0
+        return local_coords(zyx, self._lower, self._upper)  # the scaling NeuralMap queries use
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.randint(0, self.flat.numel(), (size,), generator=self.gen)
