@@ -130,7 +130,7 @@ def read_ranges_into(url: str, ranges: Sequence[tuple[int, int]], buffers: Seque
     if not is_remote(url):
         return _read_local(_local_path(url), ranges, buffers, allow_short)
     if url.startswith(("http://", "https://")) and not storage_options:
-        return _read_http(url, ranges, buffers, storage_options, allow_short)
+        return _read_http(url, ranges, buffers, allow_short)
     fs = _fs(url, storage_options)
     starts = [s for s, _ in ranges]
     ends = [s + n for s, n in ranges]
@@ -139,38 +139,40 @@ def read_ranges_into(url: str, ranges: Sequence[tuple[int, int]], buffers: Seque
     for (start, length), blob, buf in zip(ranges, blobs, buffers, strict=True):
         if isinstance(blob, Exception):
             raise RemoteError(f"reading bytes {start}-{start + length} of {url} failed: {blob}")
-        if len(blob) > length:
-            # The server ignored Range and sent the whole file (or more than asked): cache it once.
-            warnings.warn(f"{url}: the server ignored an HTTP Range request; caching the whole file once "
-                          "and reading it locally", RangeNotSupportedWarning, stacklevel=3)
-            local = local_copy(url, storage_options)
-            _redirects[url] = str(local)
-            return _read_local(str(local), ranges, buffers, allow_short)
-        if len(blob) < length and not allow_short:
-            raise TruncatedFileError(f"{url}: asked for {length} bytes at {start}, got {len(blob)}; "
-                                     "the file is shorter than its header says")
+        if len(blob) > length:  # the server ignored Range and sent the whole file (or more than asked)
+            return _read_cached_copy(url, ranges, buffers, storage_options, allow_short)
         flat = buf.reshape(-1).view(np.uint8)
         flat[: len(blob)] = np.frombuffer(blob, np.uint8)
         got.append(len(blob))
-    return got
+    return _checked(url, ranges, got, allow_short)
 
 
-def _read_http(url: str, ranges: Sequence[tuple[int, int]], buffers: Sequence[np.ndarray],
-               storage_options: dict[str, Any] | None, allow_short: bool) -> list[int]:
-    """Plain HTTP(S): each range read straight into its buffer (``_http_ranges``), same checks and fallback."""
-    try:
-        got = _with_retries(lambda: _http_ranges.read_ranges_into(url, ranges, buffers, allow_short), url)
-    except _http_ranges.RangeIgnored:
-        warnings.warn(f"{url}: the server ignored an HTTP Range request; caching the whole file once "
-                      "and reading it locally", RangeNotSupportedWarning, stacklevel=4)
-        local = local_copy(url, storage_options)
-        _redirects[url] = str(local)
-        return _read_local(str(local), ranges, buffers, allow_short)
+def _read_cached_copy(url: str, ranges: Sequence[tuple[int, int]], buffers: Sequence[np.ndarray],
+                      storage_options: dict[str, Any] | None, allow_short: bool) -> list[int]:
+    """A server that ignores Range: cache the whole file once and read it (and later reads) locally."""
+    warnings.warn(f"{url}: the server ignored an HTTP Range request; caching the whole file once "
+                  "and reading it locally", RangeNotSupportedWarning, stacklevel=4)
+    local = local_copy(url, storage_options)
+    _redirects[url] = str(local)
+    return _read_local(str(local), ranges, buffers, allow_short)
+
+
+def _checked(url: str, ranges: Sequence[tuple[int, int]], got: list[int], allow_short: bool) -> list[int]:
     for (start, length), n in zip(ranges, got, strict=True):
         if n < length and not allow_short:
             raise TruncatedFileError(f"{url}: asked for {length} bytes at {start}, got {n}; "
                                      "the file is shorter than its header says")
-    return got  # type: ignore[no-any-return]
+    return got
+
+
+def _read_http(url: str, ranges: Sequence[tuple[int, int]], buffers: Sequence[np.ndarray],
+               allow_short: bool) -> list[int]:
+    """Plain HTTP(S): each range read straight into its buffer (``_http_ranges``), same checks and fallback."""
+    try:
+        got = _with_retries(lambda: _http_ranges.read_ranges_into(url, ranges, buffers, allow_short), url)
+    except _http_ranges.RangeIgnored:
+        return _read_cached_copy(url, ranges, buffers, None, allow_short)
+    return _checked(url, ranges, got, allow_short)
 
 
 _IOV_MAX = 1024  # iovecs one preadv takes
