@@ -60,11 +60,8 @@ def archive_path(*parts: str) -> Path:
 
 
 def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def fetch_file(url: str, target: Path, *, what: str, kind: str, validate: Validator | None = None,

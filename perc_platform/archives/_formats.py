@@ -8,7 +8,7 @@ import gemmi
 
 from perc_platform.errors import ParameterError, StructureFormatError
 
-__all__ = ["StructureFormat", "check_structure_file", "extension", "normalise_format"]
+__all__ = ["StructureFormat", "check_structure_file", "normalise_format"]
 
 StructureFormat = Literal["cif", "pdb"]
 _ALIASES = {"cif": "cif", "mmcif": "cif", "pdbx": "cif", "pdb": "pdb", "ent": "pdb"}
@@ -20,10 +20,6 @@ def normalise_format(fmt: str) -> StructureFormat:
     if key not in _ALIASES:
         raise ParameterError(f"structure format {fmt!r} is not known; use 'cif' (mmCIF) or 'pdb'")
     return _ALIASES[key]  # type: ignore[return-value]
-
-
-def extension(fmt: str) -> str:
-    return normalise_format(fmt)
 
 
 def check_structure_file(path: str, fmt: str) -> None:

@@ -39,11 +39,8 @@ def _checksum(path: Path, spec: str) -> tuple[str, str]:
     algorithm, _, expected = spec.partition(":")
     if algorithm.lower() not in ("sha256", "md5", "sha1") or not expected:
         raise ParameterError(f"checksum {spec!r}: give 'sha256:<hex>', 'sha1:<hex>' or 'md5:<hex>'")
-    digest = hashlib.new(algorithm.lower())
     with open(path, "rb") as handle:
-        while block := handle.read(8 * _BLOCK):
-            digest.update(block)
-    return expected.lower(), digest.hexdigest()
+        return expected.lower(), hashlib.file_digest(handle, algorithm.lower()).hexdigest()
 
 
 def download_resumable(url: str, target: Path, *, what: str, size: int | None = None, checksum: str | None = None,
