@@ -24,10 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-SERVE = ("import sys; from perc_platform.testing import LoopbackServer; "
-         "s = LoopbackServer(sys.argv[1], latency=float(sys.argv[2])).start(); print(s.url, flush=True); "
-         "sys.stdin.read()")
-
 
 def epoch(images: Any, reader: Any, buffer_bytes: int) -> tuple[float, int]:
     from perc_platform.ml import ParticleLoader
@@ -62,8 +58,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="perc-bench-prefetch-") as tmp:
         write_stack(Path(tmp) / "stack.mrcs", args.images, (args.box, args.box), seed=0)
-        server = subprocess.Popen([sys.executable, "-c", SERVE, tmp, str(args.latency)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True)
+        server = subprocess.Popen([sys.executable, "-m", "perc_platform.testing.serve", tmp,
+                                   "--latency", str(args.latency)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True)
         try:
             assert server.stdout is not None
             url = server.stdout.readline().strip() + "/stack.mrcs"
