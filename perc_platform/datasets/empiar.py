@@ -74,9 +74,10 @@ def open_empiar_imageset(entry: str | int, imageset: str, *, pattern: str | None
             formats = sorted({f.name.split(".", 1)[-1] for f in files})
             raise _refuse(eid, imageset, chosen, f"{chosen.data_format or 'non-MRC'} files (.{', .'.join(formats)})")
         files = lazy
-    odd = [f.name for f in files if not f.name.lower().endswith(LAZY_SUFFIXES)]
-    if odd:
-        raise _refuse(eid, imageset, chosen, f"{chosen.data_format or 'non-MRC'} files such as {odd[0]}")
+    else:
+        odd = [f.name for f in files if not f.name.lower().endswith(LAZY_SUFFIXES)]
+        if odd:
+            raise _refuse(eid, imageset, chosen, f"{chosen.data_format or 'non-MRC'} files such as {odd[0]}")
     if star is not None and kind != "particles":
         raise FormatError(f"star= joins particle metadata; imageset {imageset!r} of {eid} holds {kind}")
     urls = [f.url for f in files]
