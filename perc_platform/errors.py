@@ -14,6 +14,7 @@ __all__ = [
     "IdentifierError",
     "InputError",
     "MrcFormatError",
+    "NetworkPolicyError",
     "ParameterError",
     "PercError",
     "RangeNotSupportedWarning",
@@ -72,6 +73,10 @@ class IdentifierError(InputError):
 
 class ConfigError(InputError):
     """Configuration (PERC_* environment variables or settings) is invalid."""
+
+
+class NetworkPolicyError(InputError):
+    """A URL (or a redirect) points at a host or scheme the network policy does not allow."""
 
 
 class DataNotFoundError(PercError, FileNotFoundError):

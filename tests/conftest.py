@@ -41,6 +41,15 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     return cache
 
 
+@pytest.fixture(autouse=True)
+def _no_granted_hosts() -> Iterator[None]:
+    """Hosts granted to the network policy (``grant_host``) last for one test only."""
+    yield
+    from perc_platform.storage import policy
+
+    policy._revoke_all()
+
+
 @pytest.fixture
 def server_factory() -> Iterator[type[LoopbackServer]]:
     """Start LoopbackServers that are stopped at the end of the test: ``server_factory(root, ...)``."""

@@ -1,7 +1,8 @@
 """The HTTP client every archive module uses: allow-listed hosts, timeouts, bounded retries with backoff.
 
-* Only ``http``/``https`` URLs whose ``host[:port]`` is one of the configured endpoints
-  (:meth:`PercConfig.endpoint_hosts`, plus ``PERC_EXTRA_HOSTS``) are requested, redirects included.
+* Only ``http``/``https`` URLs that the network policy (:mod:`perc_platform.storage.policy`: configured
+  endpoints, ``PERC_EXTRA_HOSTS``, granted hosts) allows are requested, each redirect hop included; a
+  redirect from https to http is refused.
 * Connect and read timeouts come from config (``PERC_CONNECT_TIMEOUT``, ``PERC_READ_TIMEOUT``).
 * 429 and 5xx answers, dropped connections (a body shorter than its ``Content-Length``), resets and
   timeouts are retried up to ``PERC_RETRIES`` times with exponential backoff (``PERC_BACKOFF * 2**attempt``
@@ -24,11 +25,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from perc_platform._version import __version__
 from perc_platform.config import PercConfig, get_config
-from perc_platform.errors import DataNotFoundError, PercError, RemoteError
+from perc_platform.errors import DataNotFoundError, NetworkPolicyError, PercError, RemoteError
+from perc_platform.storage import policy
 from perc_platform.storage._http_connect import open_connection
 
 __all__ = ["MAX_RETRY_AFTER", "USER_AGENT", "Answer", "Progress", "check_url", "current_config", "download",
@@ -69,17 +71,15 @@ def current_config() -> PercConfig:
 
 
 def check_url(url: str, config: PercConfig | None = None) -> str:
-    """Return ``url`` if it is http(s) on a configured host; else raise RemoteError saying how to allow it."""
-    config = config or current_config()
+    """Return ``url`` if it is http(s) and the network policy allows its host; else raise NetworkPolicyError.
+
+    The policy (:mod:`perc_platform.storage.policy`) allows the configured endpoints, ``PERC_EXTRA_HOSTS``
+    and granted hosts.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise RemoteError(f"refusing to fetch {url!r}: only http(s) URLs are followed")
-    allowed = config.endpoint_hosts()
-    if parts.netloc not in allowed:
-        raise RemoteError(f"refusing to fetch {url}: host {parts.netloc!r} is not a configured endpoint "
-                          f"({', '.join(sorted(allowed))}); set the PERC_*_URL endpoint or add the host to "
-                          "PERC_EXTRA_HOSTS if it is trusted")
-    return url
+        raise NetworkPolicyError(f"refusing to fetch {url!r}: only http(s) URLs are followed")
+    return policy.check_url(url, config=config or current_config())
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -114,7 +114,7 @@ def _attempt(url: str, what: str, headers: Mapping[str, str], config: PercConfig
                 raise _Retry(f"{type(exc).__name__}: {exc}") from exc
             answer = _Answer(url, resp.status, {k.lower(): v for k, v in resp.getheaders()})
             if resp.status in _REDIRECT_STATUS and "location" in answer.headers:
-                url = urljoin(url, answer.headers["location"])
+                url = policy.check_redirect(url, policy.redirect_target(url, answer.headers["location"]), config=config)
                 continue
             if resp.status in (404, 410):
                 raise DataNotFoundError(f"{what} not found: {url} answered HTTP {resp.status}; check the id "

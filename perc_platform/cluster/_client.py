@@ -14,6 +14,7 @@ from distributed import Client, LocalCluster
 from perc_platform.cluster._plugin import register_config_plugin
 from perc_platform.config import get_config
 from perc_platform.errors import RemoteError
+from perc_platform.storage.policy import on_grant
 
 __all__ = ["close_client", "dashboard_url", "get_client", "scheduler_address"]
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _client: Client | None = None
 _cluster: LocalCluster | None = None
+_sharing = False  # whether _client's workers get this process's settings
 
 
 def get_client(address: str | None = None, *, n_workers: int | None = None, threads_per_worker: int = 1,
@@ -32,7 +34,7 @@ def get_client(address: str | None = None, *, n_workers: int | None = None, thre
     ``share_config`` (the default) the workers get this process's ``PERC_*`` settings through
     :class:`PercConfigPlugin`.
     """
-    global _client, _cluster
+    global _client, _cluster, _sharing
     with _lock:
         if _client is not None and _client.status == "running":
             return _client
@@ -45,10 +47,19 @@ def get_client(address: str | None = None, *, n_workers: int | None = None, thre
                                     host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                     memory_limit=memory_limit)
             _client = Client(_cluster)
+        _sharing = share_config
         if share_config:
             register_config_plugin(_client)
+            on_grant(_share_grants)
         log.info("perc-platform dask client: %s (dashboard %s)", _client, _client.dashboard_link)
         return _client
+
+
+def _share_grants() -> None:
+    """A host was granted to the network policy: give the workers the new settings too."""
+    client = _client
+    if _sharing and client is not None and client.status == "running":
+        register_config_plugin(client)
 
 
 def scheduler_address(client: Client) -> str:

@@ -3,8 +3,9 @@
 Workers read files, call archives and fill the cache themselves, so they must see the same endpoints, cache
 folder, timeouts and limits as the client that sends them work. :class:`PercConfigPlugin` carries the
 client's settings as ``PERC_*`` environment variables and sets them in each worker process (workers that
-join later, or are restarted by their nanny, get them too). Settings are per process: on a cluster shared by
-several people the last registration wins.
+join later, or are restarted by their nanny, get them too). Hosts granted to the network policy in this
+process (``perc_platform.storage.policy.grant_host``) travel in ``PERC_EXTRA_HOSTS``. Settings are per
+process: on a cluster shared by several people the last registration wins.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from distributed import Client
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from perc_platform.config import PercConfig, get_config
+from perc_platform.storage.policy import hosts_to_share
 
 __all__ = ["PLUGIN_NAME", "PercConfigPlugin", "config_environment", "register_config_plugin"]
 
@@ -45,7 +47,9 @@ def config_environment(config: PercConfig | None = None, **overrides: Any) -> di
     ``overrides`` replace fields, e.g. ``cache_dir="/shared/perc-cache"`` when workers see the cache under
     another path than the client.
     """
-    values = (config or get_config()).model_dump()
+    config = config or get_config()
+    values = config.model_dump()
+    values["extra_hosts"] = hosts_to_share(config)  # hosts granted in this process (open_catalog) too
     values.update(overrides)
     return {f"PERC_{name.upper()}": _env_value(value) for name, value in values.items()
             if value is not None and name not in _CLIENT_ONLY}

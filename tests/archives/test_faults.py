@@ -14,7 +14,7 @@ import pytest
 
 from perc_platform import archives
 from perc_platform.archives import _http
-from perc_platform.errors import DataNotFoundError, RemoteError
+from perc_platform.errors import DataNotFoundError, NetworkPolicyError, RemoteError
 from perc_platform.testing import Response
 from perc_platform.testing.archive import ArchiveServer
 
@@ -98,9 +98,9 @@ def test_slow_answer_every_time_is_reported(archive: ArchiveServer, monkeypatch:
 def test_redirect_to_a_foreign_host_is_refused(archive: ArchiveServer) -> None:
     archive.add_route("/rcsb/redirect", lambda path, query: Response(
         b"", 302, {"Location": "http://example.invalid/evil.cif"}))
-    with pytest.raises(RemoteError, match=r"host 'example.invalid' is not a configured endpoint"):
+    with pytest.raises(NetworkPolicyError, match=r"host 'example.invalid' is not a configured endpoint"):
         _http.get_bytes(f"{archive.url}/rcsb/redirect", what="a redirect test")
-    with pytest.raises(RemoteError, match="not a configured endpoint"):
+    with pytest.raises(NetworkPolicyError, match="not a configured endpoint"):
         _http.check_url("https://example.invalid/x")
 
 
