@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "CsFormatError",
     "DataNotFoundError",
     "FormatError",
     "IdentifierError",
@@ -53,6 +54,10 @@ class UnsupportedModeError(MrcFormatError):
 
 class StarFormatError(FormatError):
     """A STAR file is malformed or lacks a needed column."""
+
+
+class CsFormatError(FormatError):
+    """A cryoSPARC ``.cs`` particle table is malformed or lacks a needed field."""
 
 
 class StructureFormatError(FormatError):

@@ -12,10 +12,11 @@ import xarray as xr
 
 from perc_platform.config import get_config
 from perc_platform.conventions import IMAGE_NAME, PARTICLE_DIMS, provenance
-from perc_platform.errors import DataNotFoundError, MrcFormatError, ParameterError, StarFormatError
+from perc_platform.errors import CsFormatError, DataNotFoundError, MrcFormatError, ParameterError, StarFormatError
+from perc_platform.io.cryosparc import cs_particle_metadata, read_cs
 from perc_platform.io.mrc_array import MrcFile, MrcStackArray
 from perc_platform.io.mrc_file import open_mrc_file, open_mrc_files
-from perc_platform.io.star import particle_metadata, read_star
+from perc_platform.io.star import ParticleMetadata, particle_metadata, read_star
 from perc_platform.storage.ranges import is_remote, resolve_relative
 
 __all__ = ["block_plan", "expand_sources", "open_particles", "particle_parts"]
@@ -109,6 +110,13 @@ def block_plan(file_ids: np.ndarray, local: np.ndarray, section_bytes: int, chun
 Parts = tuple[MrcStackArray, dict[str, Any], dict[str, Any]]
 
 
+def _read_metadata(path: str, storage_options: dict[str, Any] | None) -> ParticleMetadata:
+    """Per-particle metadata of a RELION STAR file or, by its ``.cs`` suffix, a cryoSPARC particle table."""
+    if path.lower().split("?", 1)[0].endswith(".cs"):
+        return cs_particle_metadata(read_cs(path, storage_options), path)
+    return particle_metadata(read_star(path, storage_options))
+
+
 def particle_parts(source: Source | None = None, star: str | os.PathLike[str] | None = None,
                    storage_options: dict[str, Any] | None = None) -> Parts:
     """The lazy stack array, per-particle coords and attrs for stacks (optionally joined to a STAR file)."""
@@ -119,7 +127,7 @@ def particle_parts(source: Source | None = None, star: str | os.PathLike[str] | 
     attrs: dict[str, Any] = {}
     if star is not None:
         star = os.fspath(star)
-        meta = particle_metadata(read_star(star, storage_options))
+        meta = _read_metadata(star, storage_options)
         by_base = {os.path.basename(g.split("?", 1)[0]): g for g in given}
         opened = _open_star_stacks(star, meta.stack_names, by_base, storage_options)
         names = list(opened)
@@ -130,8 +138,9 @@ def particle_parts(source: Source | None = None, star: str | os.PathLike[str] | 
         for fid, f in enumerate(files):
             rows = local[file_ids == fid]
             if rows.size and rows.max() >= f.header.nz:
-                raise StarFormatError(f"{star}: refers to image {rows.max() + 1} of {f.url}, which holds "
-                                      f"{f.header.nz} images; the STAR file and the stack do not match")
+                error = CsFormatError if star.lower().endswith(".cs") else StarFormatError
+                raise error(f"{star}: refers to image {rows.max() + 1} of {f.url}, which holds "
+                            f"{f.header.nz} images; the metadata file and the stack do not match")
         coords = meta.coords
         attrs.update(meta.attrs)
         uri = star
@@ -168,7 +177,9 @@ def open_particles(source: Source | None = None, star: str | os.PathLike[str] | 
         A path, fsspec URL (http(s) included), glob, or list of them. With ``star`` it may be omitted, and
         stacks named by the STAR file are then found relative to it.
     star
-        RELION STAR file whose rows become the particles (in row order) with their metadata as coords.
+        RELION STAR file, or cryoSPARC ``.cs`` particle table, whose rows become the particles (in row order)
+        with their metadata as coords (``.cs`` poses, CTF and shifts in RELION conventions, see
+        :mod:`perc_platform.io.cryosparc`).
     chunk_size
         Particles per dask chunk (default: about ``PERC_CHUNK_BYTES`` per chunk).
 

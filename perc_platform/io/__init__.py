@@ -1,5 +1,7 @@
-"""Formats to arrays, no network knowledge beyond byte ranges: MRC header and lazy arrays, STAR."""
+"""Formats to arrays, no network knowledge beyond byte ranges: MRC header and lazy arrays, STAR, cryoSPARC."""
 
+from perc_platform.io.cryosparc import cs_particle_metadata as cs_particle_metadata
+from perc_platform.io.cryosparc import read_cs as read_cs
 from perc_platform.io.mrc_array import MrcFile as MrcFile
 from perc_platform.io.mrc_array import MrcStackArray as MrcStackArray
 from perc_platform.io.mrc_array import MrcVolumeArray as MrcVolumeArray
@@ -21,11 +23,13 @@ __all__ = [
            "MrcStackArray",
            "MrcVolumeArray",
            "StarTable",
+           "cs_particle_metadata",
            "format_star",
            "open_mrc_file",
            "open_mrc_files",
            "parse_header",
            "particle_metadata",
+           "read_cs",
            "read_star",
            "write_star",
 ]
