@@ -14,6 +14,7 @@ __all__ = [
     "FormatError",
     "IdentifierError",
     "InputError",
+    "MdocFormatError",
     "MrcFormatError",
     "NetworkPolicyError",
     "ParameterError",
@@ -58,6 +59,10 @@ class StarFormatError(FormatError):
 
 class CsFormatError(FormatError):
     """A cryoSPARC ``.cs`` particle table is malformed or lacks a needed field."""
+
+
+class MdocFormatError(FormatError):
+    """A SerialEM ``.mdoc`` file is malformed or lacks a needed section or field."""
 
 
 class StructureFormatError(FormatError):

@@ -2,6 +2,8 @@
 
 from perc_platform.io.cryosparc import cs_particle_metadata as cs_particle_metadata
 from perc_platform.io.cryosparc import read_cs as read_cs
+from perc_platform.io.mdoc import MdocFile as MdocFile
+from perc_platform.io.mdoc import read_mdoc as read_mdoc
 from perc_platform.io.mrc_array import MrcFile as MrcFile
 from perc_platform.io.mrc_array import MrcStackArray as MrcStackArray
 from perc_platform.io.mrc_array import MrcVolumeArray as MrcVolumeArray
@@ -18,6 +20,7 @@ from perc_platform.io.star_writer import write_star as write_star
 
 __all__ = [
            "MODE_DTYPES",
+           "MdocFile",
            "MrcFile",
            "MrcHeader",
            "MrcStackArray",
@@ -30,6 +33,7 @@ __all__ = [
            "parse_header",
            "particle_metadata",
            "read_cs",
+           "read_mdoc",
            "read_star",
            "write_star",
 ]
