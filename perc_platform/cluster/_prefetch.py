@@ -33,7 +33,7 @@ from perc_platform.cluster import _client as _client_module
 from perc_platform.cluster._client import scheduler_address
 from perc_platform.datasets.selection import stack_source
 from perc_platform.errors import InputError, ParameterError
-from perc_platform.io.mrc_array import MrcStackArray
+from perc_platform.io.stack_array import StackArray
 
 __all__ = ["FETCH_PREFIX", "ChunkSegment", "ClusterChunkReader", "prefetch_chunks"]
 
@@ -48,7 +48,7 @@ class ChunkSegment(NamedTuple):
     particles: np.ndarray
 
 
-def _read_stack(array: MrcStackArray) -> np.ndarray:
+def _read_stack(array: StackArray) -> np.ndarray:
     return array.read_particles(np.arange(array.shape[0], dtype=np.int64))
 
 
@@ -134,9 +134,7 @@ class ClusterChunkReader:
         client = self._get_client()
         particles = np.asarray(segment.particles, dtype=np.int64)
         if self.source is not None:
-            src = self.source
-            subset = MrcStackArray(src.files, src.file_ids[particles], src.local[particles])
-            return client.submit(_read_stack, subset, key=key, retries=1)
+            return client.submit(_read_stack, self.source.subset(particles), key=key, retries=1)
         start, stop = self.blocks[int(segment.block)]
         rows = particles - start
         whole = rows.size == stop - start and bool(np.all(rows == np.arange(rows.size)))

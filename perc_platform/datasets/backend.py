@@ -15,20 +15,19 @@ from perc_platform.conventions import DENSITY_NAME, IMAGE_NAME, PARTICLE_DIMS, V
 from perc_platform.datasets.particles import particle_parts
 from perc_platform.datasets.volumes import volume_parts
 from perc_platform.errors import ParameterError
-from perc_platform.io.mrc_array import MrcStackArray, MrcVolumeArray
+from perc_platform.io.formats import format_for
+from perc_platform.io.mrc_array import MrcVolumeArray
 from perc_platform.io.mrc_file import open_mrc_file
 from perc_platform.io.mrc_header import MrcHeader
+from perc_platform.io.stack_array import StackArray
 
 __all__ = ["MrcBackendArray", "MrcBackendEntrypoint", "guess_kind"]
-
-_STACK_SUFFIXES = (".mrcs", ".st")
-_VOLUME_SUFFIXES = (".map", ".ccp4", ".rec", ".map.gz", ".map.bz2", ".ccp4.gz", ".mrc.gz")
 
 
 class MrcBackendArray(BackendArray):
     """xarray's view of a lazy MRC array; supports outer indexing natively."""
 
-    def __init__(self, array: MrcStackArray | MrcVolumeArray) -> None:
+    def __init__(self, array: StackArray | MrcVolumeArray) -> None:
         self.array = array
         self.shape = array.shape
         self.dtype = np.dtype(array.dtype)
@@ -41,16 +40,16 @@ class MrcBackendArray(BackendArray):
 def guess_kind(url: str, header: MrcHeader) -> str:
     """``"stack"`` or ``"volume"`` for a file whose caller did not say.
 
-    By extension first (``.mrcs``/``.st`` stacks, ``.map``/``.ccp4``/``.rec`` volumes), then by ISPG (1-400
+    By extension first (the format table's kinds: ``.mrcs``/``.st`` stacks, ``.map``/``.ccp4``/``.rec`` volumes,
+    TIFF stacks), then by ISPG (1-400
     volume, 401+ volume stack read as images). ISPG 0 is ambiguous in practice (Chimera writes maps with it,
     cryoSPARC writes stacks as ``.mrc``): a file that carries placement (a non-zero ORIGIN or start) is a
     map, otherwise a stack. Pass ``kind=`` to decide explicitly.
     """
-    lower = url.lower()
-    if lower.endswith(_STACK_SUFFIXES):
-        return "stack"
-    if lower.endswith(_VOLUME_SUFFIXES):
-        return "volume"
+    fmt = format_for(url)
+    by_name = fmt.kind_of(url) if fmt is not None else None
+    if by_name is not None:
+        return by_name
     if 1 <= header.ispg <= 400:
         return "volume"
     if header.ispg >= 401:
@@ -72,8 +71,10 @@ class MrcBackendEntrypoint(BackendEntrypoint):
         url = os.fspath(filename_or_obj)
         if kind not in (None, "stack", "volume"):
             raise ParameterError(f"kind={kind!r} for {url}: use 'stack' or 'volume' (or leave it out)")
+        fmt = format_for(url)
         if kind is None:
-            kind = "stack" if star else guess_kind(url, open_mrc_file(url, storage_options).header)
+            kind = "stack" if star or (fmt is not None and fmt.name != "mrc") else \
+                guess_kind(url, open_mrc_file(url, storage_options).header)
         if kind == "stack":
             array, coords, attrs = particle_parts(url, star, storage_options)
             var = xr.Variable(PARTICLE_DIMS, indexing.LazilyIndexedArray(MrcBackendArray(array)))
@@ -93,4 +94,4 @@ class MrcBackendEntrypoint(BackendEntrypoint):
             name = os.fspath(filename_or_obj).lower()
         except TypeError:
             return False
-        return name.endswith((".mrc", ".mrcs", ".map", ".ccp4", ".rec", ".st", ".map.gz"))
+        return format_for(name) is not None

@@ -1,8 +1,10 @@
 """EMPIAR imagesets as lazy ``image`` DataArrays read by byte range from the archive.
 
 Particles are ``(particle, y, x)`` (optionally joined to a STAR file), micrographs ``(micrograph, y, x)``
-and movies ``(movie, frame, y, x)``. Only MRC files are read lazily; other formats (TIFF, EER, compressed
-files) are refused with an error that says so and how to get the files instead.
+and movies ``(movie, frame, y, x)``. Files are opened through the format table
+(:mod:`perc_platform.io.formats`): MRC and TIFF are read by byte range; a format the table knows but does not
+read (EER, DM4, bzip2-compressed TIFF...) is refused with an error that names it, says why, and how to get the
+files instead.
 """
 
 from __future__ import annotations
@@ -24,22 +26,26 @@ from perc_platform.archives.empiar import (
 from perc_platform.conventions import IMAGE_NAME, MICROGRAPH_DIMS, MOVIE_DIMS, add_history
 from perc_platform.datasets.particles import open_particles
 from perc_platform.datasets.selection import lazy_particles
-from perc_platform.errors import DataNotFoundError, FormatError, MrcFormatError
-from perc_platform.io.mrc_array import MrcStackArray
-from perc_platform.io.mrc_file import open_mrc_files
+from perc_platform.errors import DataNotFoundError, FormatError
+from perc_platform.io.formats import format_for, open_image_files, readable_suffixes, refusal_for
+from perc_platform.io.stack_array import StackArray
 
-__all__ = ["LAZY_SUFFIXES", "open_empiar_imageset"]
-
-#: File suffixes read lazily by byte range (MRC family).
-LAZY_SUFFIXES = (".mrcs", ".mrc", ".st", ".ali", ".map")
+__all__ = ["open_empiar_imageset"]
 
 
-def _refuse(eid: str, key: str, imageset: EmpiarImageset, what: str) -> FormatError:
+def _why(name: str) -> str:
+    why = refusal_for(name)
+    if why is not None:
+        return why
+    suffix = name.split(".", 1)[-1] if "." in name else name
+    return f"no format in perc-platform's table reads .{suffix} files (it reads {', '.join(readable_suffixes())})"
+
+
+def _refuse(eid: str, key: str, imageset: EmpiarImageset, what: str, why: str) -> FormatError:
     return FormatError(
         f"{eid} imageset {key!r} ({imageset.category or 'unknown category'}) holds {what}, which cannot be read "
-        f"lazily yet: only MRC files ({', '.join(LAZY_SUFFIXES)}) are read by byte range. Download the files "
-        f"instead (`perc empiar download --entry {eid} --dir {imageset.directory or '.'} --select ...`) and "
-        "read them with a reader for that format")
+        f"lazily: {why}. Download the files instead (`perc empiar download --entry {eid} --dir "
+        f"{imageset.directory or '.'} --select ...`) and convert them")
 
 
 def open_empiar_imageset(entry: str | int, imageset: str, *, pattern: str | None = None, regex: str | None = None,
@@ -63,21 +69,23 @@ def open_empiar_imageset(entry: str | int, imageset: str, *, pattern: str | None
     eid, chosen = meta.empiar_id, meta.imageset(imageset)
     kind = chosen.kind
     if kind == "other":
-        raise _refuse(eid, imageset, chosen, f"{chosen.category or 'images'} (not particles, micrographs or movies)")
+        raise _refuse(eid, imageset, chosen, f"{chosen.category or 'images'}",
+                      "only particles, micrographs and movies are opened as images")
     files = list_files(eid, chosen.directory, pattern=pattern, regex=regex, ttl=ttl)
     if not files:
         raise DataNotFoundError(f"{eid} imageset {imageset!r}: no file under {chosen.directory or '/'} matches "
                                 f"pattern={pattern!r} regex={regex!r}; `perc empiar search --entry {eid}` lists them")
+    readable = [f for f in files if format_for(f.name) is not None]
     if pattern is None and regex is None:
-        lazy = [f for f in files if f.name.lower().endswith(LAZY_SUFFIXES)]
-        if not lazy:
+        if not readable:  # without a pattern, files no format reads (pictures, logs) are left out
             formats = sorted({f.name.split(".", 1)[-1] for f in files})
-            raise _refuse(eid, imageset, chosen, f"{chosen.data_format or 'non-MRC'} files (.{', .'.join(formats)})")
-        files = lazy
-    else:
-        odd = [f.name for f in files if not f.name.lower().endswith(LAZY_SUFFIXES)]
-        if odd:
-            raise _refuse(eid, imageset, chosen, f"{chosen.data_format or 'non-MRC'} files such as {odd[0]}")
+            raise _refuse(eid, imageset, chosen, f"{chosen.data_format or 'unknown format'} files "
+                          f"(.{', .'.join(formats)})", _why(files[0].name))
+        files = readable
+    elif len(readable) < len(files):
+        odd = next(f.name for f in files if format_for(f.name) is None)
+        raise _refuse(eid, imageset, chosen, f"{chosen.data_format or 'unknown format'} files such as {odd}",
+                      _why(odd))
     if star is not None and kind != "particles":
         raise FormatError(f"star= joins particle metadata; imageset {imageset!r} of {eid} holds {kind}")
     urls = [f.url for f in files]
@@ -99,17 +107,17 @@ def open_empiar_imageset(entry: str | int, imageset: str, *, pattern: str | None
 
 
 def _open_movies(urls: list[str], chunk_size: int | None) -> xr.DataArray:
-    files = open_mrc_files(urls)
-    first = files[0].header
+    files = open_image_files(urls)
+    first = files[0]
     for f in files[1:]:
-        h = f.header
-        if (h.nz, h.ny, h.nx, h.mode) != (first.nz, first.ny, first.nx, first.mode):
-            raise MrcFormatError(f"{f.url}: {h.nz} frames of {h.nx}x{h.ny} mode {h.mode}, but {files[0].url} has "
-                                 f"{first.nz} of {first.nx}x{first.ny} mode {first.mode}; select movies of one shape")
-    frames = [lazy_particles(MrcStackArray([f]), chunk_size) for f in files]
+        if (f.shape, f.dtype) != (first.shape, first.dtype):
+            raise FormatError(f"{f.url}: {f.shape[0]} frames of {f.shape[2]}x{f.shape[1]} {f.dtype}, but {first.url} "
+                              f"has {first.shape[0]} of {first.shape[2]}x{first.shape[1]} {first.dtype}; select movies "
+                              "of one shape")
+    frames = [lazy_particles(StackArray([f]), chunk_size) for f in files]
     data = da.stack(frames, axis=0)
     coords: dict[str, Any] = {"file": (MOVIE_DIMS[0], np.array([u.rsplit("/", 1)[-1] for u in urls]))}
-    attrs: dict[str, Any] = {"stack_files": urls}
-    if first.voxel_size[0] > 0:
-        attrs["pixel_size"] = first.voxel_size[0]
+    attrs: dict[str, Any] = {"stack_files": urls, "format": first.format}
+    if first.pixel_size > 0:
+        attrs["pixel_size"] = first.pixel_size
     return xr.DataArray(data, dims=MOVIE_DIMS, name=IMAGE_NAME, coords=coords, attrs=attrs)

@@ -10,16 +10,17 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from perc_platform.config import get_config
 from perc_platform.conventions import IMAGE_NAME, PARTICLE_DIMS, provenance
-from perc_platform.errors import CsFormatError, DataNotFoundError, MrcFormatError, ParameterError, StarFormatError
+from perc_platform.datasets.selection import lazy_particles
+from perc_platform.errors import CsFormatError, DataNotFoundError, FormatError, ParameterError, StarFormatError
 from perc_platform.io.cryosparc import cs_particle_metadata, read_cs
-from perc_platform.io.mrc_array import MrcFile, MrcStackArray
-from perc_platform.io.mrc_file import open_mrc_file, open_mrc_files
+from perc_platform.io.formats import open_image_file, open_image_files
+from perc_platform.io.layout import ImageFile
+from perc_platform.io.stack_array import StackArray
 from perc_platform.io.star import ParticleMetadata, particle_metadata, read_star
 from perc_platform.storage.ranges import is_remote, resolve_relative
 
-__all__ = ["block_plan", "expand_sources", "open_particles", "particle_parts"]
+__all__ = ["expand_sources", "open_particles", "particle_parts"]
 
 Source = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
@@ -58,13 +59,13 @@ def _stack_candidates(star: str, name: str, given: dict[str, str]) -> list[str]:
 
 
 def _open_star_stacks(star: str, names: list[str], given: dict[str, str],
-                      storage_options: dict[str, Any] | None) -> dict[str, MrcFile]:
-    files: dict[str, MrcFile] = {}
+                      storage_options: dict[str, Any] | None) -> dict[str, ImageFile]:
+    files: dict[str, ImageFile] = {}
     for name in dict.fromkeys(names):
         tried = _stack_candidates(star, name, given)
         for candidate in tried:
             try:
-                files[name] = open_mrc_file(candidate, storage_options)
+                files[name] = open_image_file(candidate, storage_options)
                 break
             except DataNotFoundError:
                 continue
@@ -74,40 +75,7 @@ def _open_star_stacks(star: str, names: list[str], given: dict[str, str],
     return files
 
 
-def block_plan(file_ids: np.ndarray, local: np.ndarray, section_bytes: int, chunk_size: int | None) -> tuple[int, ...]:
-    """Particles per chunk: about ``chunk_bytes`` each.
-
-    In file order, a file of at least one chunk starts a new chunk and is cut into whole chunks (its remainder
-    may share a chunk with the small files after it), so a chunk is one contiguous byte range of a big file.
-    Files smaller than a chunk are packed, whole, into shared chunks: a folder of 2,000 single-image files
-    makes a few chunks, not 2,000 tiny dask tasks, and a chunk reads one range per file it holds.
-    """
-    per_chunk = chunk_size or max(1, get_config().chunk_bytes // max(1, section_bytes))
-    n = int(file_ids.size)
-    if n == 0:
-        return (0,)
-    in_file_order = bool(np.all(np.diff(file_ids) >= 0))
-    bounds = np.concatenate([[0], np.flatnonzero(np.diff(file_ids) != 0) + 1, [n]]) if in_file_order \
-        else np.array([0, n])
-    sizes: list[int] = []
-    open_chunk = 0  # particles gathered so far into the chunk being filled
-    for length in np.diff(bounds).tolist():
-        if length >= per_chunk:
-            if open_chunk:
-                sizes.append(open_chunk)
-            full, open_chunk = divmod(length, per_chunk)
-            sizes.extend([per_chunk] * full)
-            continue
-        if open_chunk + length > per_chunk:
-            sizes.append(open_chunk)
-            open_chunk = 0
-        open_chunk += length
-    if open_chunk:
-        sizes.append(open_chunk)
-    return tuple(sizes)
-
-
-Parts = tuple[MrcStackArray, dict[str, Any], dict[str, Any]]
+Parts = tuple[StackArray, dict[str, Any], dict[str, Any]]
 
 
 def _read_metadata(path: str, storage_options: dict[str, Any] | None) -> ParticleMetadata:
@@ -137,32 +105,32 @@ def particle_parts(source: Source | None = None, star: str | os.PathLike[str] | 
         local = meta.image_index
         for fid, f in enumerate(files):
             rows = local[file_ids == fid]
-            if rows.size and rows.max() >= f.header.nz:
+            if rows.size and rows.max() >= f.shape[0]:
                 error = CsFormatError if star.lower().endswith(".cs") else StarFormatError
                 raise error(f"{star}: refers to image {rows.max() + 1} of {f.url}, which holds "
-                            f"{f.header.nz} images; the metadata file and the stack do not match")
+                            f"{f.shape[0]} images; the metadata file and the stack do not match")
         coords = meta.coords
         attrs.update(meta.attrs)
         uri = star
     else:
-        files = open_mrc_files(given, storage_options)
+        files = open_image_files(given, storage_options)
         file_ids, local = None, None
         uri = given[0] if len(given) == 1 else f"{given[0]} (+{len(given) - 1} more)"
-    first = files[0].header
+    first = files[0]
     for f in files[1:]:
-        h = f.header
-        if (h.ny, h.nx, h.mode) != (first.ny, first.nx, first.mode):
-            raise MrcFormatError(f"{f.url}: images are {h.nx}x{h.ny} mode {h.mode} but {files[0].url} has "
-                                 f"{first.nx}x{first.ny} mode {first.mode}; a stack set must share shape and mode")
-    array = MrcStackArray(files, file_ids, local)
+        if (f.shape[1:], f.dtype, f.format) != (first.shape[1:], first.dtype, first.format):
+            raise FormatError(f"{f.url}: images are {f.format} {f.shape[2]}x{f.shape[1]} {f.dtype} but {first.url} "
+                              f"has {first.format} {first.shape[2]}x{first.shape[1]} {first.dtype}; a stack set must "
+                              "share format, shape and dtype")
+    array = StackArray(files, file_ids, local)
     if "image_name" not in coords:
         base = [os.path.basename(f.url) for f in files]
         coords["image_name"] = np.array([f"{i + 1:06d}@{base[f]}" for f, i in zip(array.file_ids, array.local,
                                                                                    strict=True)])
-    if "pixel_size" not in attrs and "pixel_size" not in coords and first.voxel_size[0] > 0:
-        attrs["pixel_size"] = first.voxel_size[0]
-    attrs.update(provenance(source_id=os.path.basename(uri), source_uri=uri,
-                            history=f"opened {len(files)} MRC stack(s) lazily" + (f" with {star}" if star else "")))
+    if "pixel_size" not in attrs and "pixel_size" not in coords and first.pixel_size > 0:
+        attrs["pixel_size"] = first.pixel_size
+    history = f"opened {len(files)} {first.format.upper()} stack(s) lazily" + (f" with {star}" if star else "")
+    attrs.update(provenance(source_id=os.path.basename(uri), source_uri=uri, history=history))
     attrs["stack_files"] = [f.url for f in files]
     return array, coords, attrs
 
@@ -185,8 +153,6 @@ def open_particles(source: Source | None = None, star: str | os.PathLike[str] | 
 
     Nothing is read but the headers (and the STAR file).
     """
-    from perc_platform.datasets.selection import lazy_particles
-
     array, coords, attrs = particle_parts(source, star, storage_options)
     return xr.DataArray(lazy_particles(array, chunk_size), dims=PARTICLE_DIMS, name=IMAGE_NAME,
                         coords={k: ("particle", np.asarray(v)) for k, v in coords.items()}, attrs=attrs)

@@ -15,35 +15,70 @@ import xarray as xr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
-from perc_platform.io.mrc_array import MrcStackArray
+from perc_platform.config import get_config
+from perc_platform.io.stack_array import StackArray
 
-__all__ = ["lazy_particles", "select_particles", "stack_source"]
+__all__ = ["READ_PREFIX", "block_plan", "lazy_particles", "select_particles", "stack_source"]
+
+#: Key prefix of the read tasks of lazy stacks; the format name follows (``perc-read-mrc-``, ``perc-read-tiff-``).
+READ_PREFIX = "perc-read-"
 
 
-def stack_source(images: xr.DataArray) -> MrcStackArray | None:
-    """The MrcStackArray behind a stack opened by ``open_particles`` (None once other ops were applied)."""
+def block_plan(file_ids: np.ndarray, local: np.ndarray, section_bytes: int, chunk_size: int | None) -> tuple[int, ...]:
+    """Particles per chunk: about ``chunk_bytes`` each.
+
+    In file order, a file of at least one chunk starts a new chunk and is cut into whole chunks (its remainder
+    may share a chunk with the small files after it), so a chunk is one contiguous byte range of a big file.
+    Files smaller than a chunk are packed, whole, into shared chunks: a folder of 2,000 single-image files
+    makes a few chunks, not 2,000 tiny dask tasks, and a chunk reads one range per file it holds.
+    """
+    per_chunk = chunk_size or max(1, get_config().chunk_bytes // max(1, section_bytes))
+    n = int(file_ids.size)
+    if n == 0:
+        return (0,)
+    in_file_order = bool(np.all(np.diff(file_ids) >= 0))
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(file_ids) != 0) + 1, [n]]) if in_file_order \
+        else np.array([0, n])
+    sizes: list[int] = []
+    open_chunk = 0  # particles gathered so far into the chunk being filled
+    for length in np.diff(bounds).tolist():
+        if length >= per_chunk:
+            if open_chunk:
+                sizes.append(open_chunk)
+            full, open_chunk = divmod(length, per_chunk)
+            sizes.extend([per_chunk] * full)
+            continue
+        if open_chunk + length > per_chunk:
+            sizes.append(open_chunk)
+            open_chunk = 0
+        open_chunk += length
+    if open_chunk:
+        sizes.append(open_chunk)
+    return tuple(sizes)
+
+
+def stack_source(images: xr.DataArray) -> StackArray | None:
+    """The StackArray behind a stack opened by ``open_particles`` (None once other ops were applied)."""
     data = images.data
-    if not isinstance(data, da.Array) or not data.name.startswith("perc-read-mrc-"):
+    if not isinstance(data, da.Array) or not data.name.startswith(READ_PREFIX):
         return None
     for layer in data.dask.layers.values():
         for value in layer.values():
             value = getattr(value, "value", value)  # task-spec DataNode wraps graph constants
-            if isinstance(value, MrcStackArray) and value.shape == data.shape:
+            if isinstance(value, StackArray) and value.shape == data.shape:
                 return value
     return None
 
 
-def lazy_particles(array: MrcStackArray, chunk_size: int | None = None) -> da.Array:
-    """A dask array over ``array`` chunked by the block plan (one ranged read per chunk)."""
-    from perc_platform.datasets.particles import block_plan
-
-    chunks = block_plan(array.file_ids, array.local, array.files[0].header.section_bytes, chunk_size)
-    name = "perc-read-mrc-" + tokenize([f.url for f in array.files], array.file_ids, array.local, chunks)
+def lazy_particles(array: StackArray, chunk_size: int | None = None) -> da.Array:
+    """A dask array over ``array`` chunked by the block plan (one batch of ranged reads per chunk)."""
+    chunks = block_plan(array.file_ids, array.local, array.frame_bytes, chunk_size)
+    name = f"{READ_PREFIX}{array.format}-" + tokenize([f.url for f in array.files], array.file_ids, array.local, chunks)
     data = da.from_array(array, chunks=(chunks, (array.shape[1],), (array.shape[2],)), name=name,
                          meta=np.empty((0, 0, 0), dtype=array.dtype), asarray=False, fancy=True)
     # A Blockwise read layer is fused into whatever consumes it (a reduction's chunk step), and the Dask
     # dashboard would name those tasks after the consumer only; materialised, the reads stay visible there
-    # as perc-read-mrc tasks (task prefixes come from key names).
+    # as perc-read-<format> tasks (task prefixes come from key names).
     layers = {k: MaterializedLayer(dict(v)) if k == name else v for k, v in data.dask.layers.items()}
     return da.Array(HighLevelGraph(layers, data.dask.dependencies), name, data.chunks, meta=data._meta)
 
@@ -56,5 +91,4 @@ def select_particles(images: xr.DataArray, indices: Sequence[int] | np.ndarray |
     if source is None:
         return picked
     positions = np.arange(images.sizes["particle"])[indices]
-    subset = MrcStackArray(source.files, source.file_ids[positions], source.local[positions])
-    return picked.copy(data=lazy_particles(subset, chunk_size))
+    return picked.copy(data=lazy_particles(source.subset(positions), chunk_size))

@@ -7,9 +7,9 @@ memory mode reads every block once; map-style access reads single particles.
 
 Three readers ship here, chosen by :func:`chunk_reader_for`:
 
-* :class:`MrcChunkReader` for stacks opened by ``open_particles``: it reaches the ``MrcStackArray`` behind the
-  dask graph and calls ``read_particles`` directly, so a chunk is one coalesced ranged read per file with no
-  dask scheduler in the way;
+* :class:`MrcChunkReader` for stacks opened by ``open_particles`` (any format of the format table): it reaches
+  the ``StackArray`` behind the dask graph and calls ``read_particles`` directly, so a chunk is one batch of
+  coalesced ranged reads per file with no dask scheduler in the way;
 * :class:`DaskChunkReader` for any other dask-backed array: ``data.blocks[i]`` computed with the synchronous
   scheduler (the loaders bring their own read-ahead threads);
 * :class:`NumpyChunkReader` for in-memory arrays, cut into blocks of about ``PERC_CHUNK_BYTES``.
@@ -34,7 +34,8 @@ import xarray as xr
 
 from perc_platform.config import get_config
 from perc_platform.datasets.selection import stack_source
-from perc_platform.io.mrc_array import MrcStackArray
+from perc_platform.io.layout import RawLayout
+from perc_platform.io.stack_array import StackArray
 from perc_platform.storage.ranges import read_consecutive_into
 
 __all__ = [
@@ -118,18 +119,19 @@ class _ReaderBase:
 
 
 class MrcChunkReader(_ReaderBase):
-    """Reads segments straight from the ``MrcStackArray`` behind an ``open_particles`` stack.
+    """Reads segments straight from the ``StackArray`` behind an ``open_particles`` stack.
 
-    :meth:`read_into` reads each run of consecutive images of one file with
+    For raw-stored frames (MRC), :meth:`read_into` reads each run of consecutive images of one file (its byte
+    range from the file's layout) with
     :func:`~perc_platform.storage.ranges.read_consecutive_into`, which scatters local bytes straight into the
     caller's arrays (e.g. shuffled slots of pinned batches): a chunk is read whole and in order, and each image
     is copied once.
     """
 
-    def __init__(self, array: MrcStackArray, block_sizes: Sequence[int]) -> None:
+    def __init__(self, array: StackArray, block_sizes: Sequence[int]) -> None:
         self.array = array
         self.blocks = _block_ranges(block_sizes)
-        self._native = array.dtype == array.files[0].header.dtype
+        self._native = array.raw_native
 
     def read(self, segment: Segment) -> np.ndarray:
         return self.array.read_particles(np.asarray(segment.particles, dtype=np.int64))
@@ -152,8 +154,9 @@ class MrcChunkReader(_ReaderBase):
             while b < n and fids[b] == f and locs[b] == locs[b - 1] + 1:
                 b += 1
             file = array.files[f]
-            read_consecutive_into(file.url, file.header.data_offset + locs[a] * file.header.section_bytes,
-                                  targets[a:b], file.options)
+            layout = file.layout
+            assert isinstance(layout, RawLayout)  # raw_native said so
+            read_consecutive_into(file.url, layout.byte_range(locs[a], b - a)[0], targets[a:b], file.options)
             a = b
 
 

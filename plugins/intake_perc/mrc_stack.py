@@ -14,7 +14,7 @@ from perc_platform._version import __version__
 from perc_platform.conventions import IMAGE_NAME, PARTICLE_DIMS
 from perc_platform.datasets.particles import particle_parts
 from perc_platform.datasets.selection import lazy_particles
-from perc_platform.io.mrc_array import MrcStackArray
+from perc_platform.io.stack_array import StackArray
 
 
 class MrcStackParams(SourceParams):
@@ -37,10 +37,10 @@ class MrcStackSource(DataSource):
                  metadata: dict[str, Any] | None = None, **unknown: Any) -> None:
         self.params = validate_params(MrcStackParams, self.name, urlpath=urlpath, star=star,
                                       chunk_size=chunk_size, storage_options=storage_options, **unknown)
-        self._parts: tuple[MrcStackArray, dict[str, Any], dict[str, Any]] | None = None
+        self._parts: tuple[StackArray, dict[str, Any], dict[str, Any]] | None = None
         super().__init__(metadata=metadata)
 
-    def _load(self) -> tuple[MrcStackArray, dict[str, Any], dict[str, Any]]:
+    def _load(self) -> tuple[StackArray, dict[str, Any], dict[str, Any]]:
         if self._parts is None:
             p = self.params
             self._parts = particle_parts(p.urlpath, p.star, p.storage_options)

@@ -1,0 +1,128 @@
+"""The format table: file suffix (and magic bytes) -> opener. Adding a format is one module and one row here.
+
+An opener reads only headers and returns an :class:`~perc_platform.io.layout.ImageFile` (frame shape, dtype,
+byte ranges per frame and the decode step). Everything that picks files by format (the xarray engine, EMPIAR
+imagesets, ``open_particles``, ``open_movies``) asks this table, so no other module keeps a list of suffixes.
+Formats that are recognised but not read are listed in :data:`REFUSED` with the reason, so a refusal can say
+which format it met and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from perc_platform.errors import FormatError
+from perc_platform.io.layout import ImageFile
+from perc_platform.io.mrc_file import open_mrc_file
+from perc_platform.io.tiff_file import open_tiff_file
+from perc_platform.storage.ranges import is_remote, read_bytes
+
+__all__ = ["FORMATS", "REFUSED", "Format", "format_for", "open_image_file", "open_image_files", "readable_suffixes",
+           "refusal_for"]
+
+Opener = Callable[[str, "dict[str, Any] | None"], ImageFile]
+
+
+@dataclasses.dataclass(frozen=True)
+class Format:
+    """One row of the table.
+
+    ``kinds`` says what a suffix holds when the header cannot (``stack`` or ``volume``); suffixes not in it
+    leave the choice to the header.
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    open: Opener
+    magic: tuple[tuple[int, bytes], ...] = ()  # (offset, bytes) any of which identifies the format
+    kinds: tuple[tuple[str, str], ...] = ()
+    description: str = ""
+
+    def kind_of(self, url: str) -> str | None:
+        lower = _name(url)
+        return next((kind for suffix, kind in self.kinds if lower.endswith(suffix)), None)
+
+
+FORMATS: tuple[Format, ...] = (
+    Format("mrc", (".mrcs", ".mrc", ".st", ".ali", ".map", ".ccp4", ".rec", ".map.gz", ".map.bz2", ".ccp4.gz",
+                   ".mrc.gz", ".mrc.bz2", ".mrcs.bz2", ".mrcs.gz"),
+           open_mrc_file, magic=((208, b"MAP "),),
+           kinds=((".mrcs", "stack"), (".st", "stack"), (".ali", "stack"), (".mrcs.bz2", "stack"),
+                  (".mrcs.gz", "stack"), (".map", "volume"), (".ccp4", "volume"), (".rec", "volume"),
+                  (".map.gz", "volume"), (".map.bz2", "volume"), (".ccp4.gz", "volume")),
+           description="MRC2014 / CCP4 stacks and maps (compressed ones through the cache)"),
+    Format("tiff", (".tif", ".tiff"), open_tiff_file, magic=((0, b"II*\x00"), (0, b"MM\x00*"), (0, b"II+\x00")),
+           kinds=((".tif", "stack"), (".tiff", "stack")),
+           description="TIFF movies and micrographs (uncompressed, LZW, deflate, zstd; 1-32 bit grayscale)"),
+)
+
+#: Recognised formats that are not read, and why.
+REFUSED: dict[str, str] = {
+    ".eer": "EER (Falcon 4 electron events) needs rendering to frames, which is not implemented yet",
+    ".dm4": "Gatan DM4 is not read; convert it to MRC or TIFF (e.g. `dm2mrc` from IMOD)",
+    ".dm3": "Gatan DM3 is not read; convert it to MRC or TIFF (e.g. `dm2mrc` from IMOD)",
+    ".tif.bz2": "bzip2-compressed TIFF is not read lazily (TIFF strips are found by offset, which bzip2 hides); "
+                "decompress it first",
+    ".tiff.bz2": "bzip2-compressed TIFF is not read lazily (TIFF strips are found by offset, which bzip2 hides); "
+                 "decompress it first",
+    ".jpg": "JPEG pictures are not image data for processing",
+    ".png": "PNG pictures are not image data for processing",
+}
+
+
+def _name(url: str) -> str:
+    return os.path.basename(url.split("?", 1)[0]).lower()
+
+
+def readable_suffixes() -> tuple[str, ...]:
+    """Every suffix some format in the table reads."""
+    return tuple(s for f in FORMATS for s in f.suffixes)
+
+
+def refusal_for(url: str) -> str | None:
+    """Why a file of this name is not read (None when some format reads it or nothing is known of it)."""
+    lower = _name(url)
+    if format_for(url) is not None:
+        return None
+    return next((why for suffix, why in sorted(REFUSED.items(), key=lambda kv: -len(kv[0]))
+                 if lower.endswith(suffix)), None)
+
+
+def format_for(url: str, head: bytes | None = None) -> Format | None:
+    """The format that reads ``url``: by suffix (longest match), else by magic bytes in ``head``."""
+    lower = _name(url)
+    matches = [(len(s), f) for f in FORMATS for s in f.suffixes if lower.endswith(s)]
+    if matches:
+        return max(matches, key=lambda m: m[0])[1]
+    if head is not None:
+        for f in FORMATS:
+            if any(head[at:at + len(magic)] == magic for at, magic in f.magic):
+                return f
+    return None
+
+
+def open_image_file(url: str, storage_options: dict[str, Any] | None = None) -> ImageFile:
+    """Open one image file through the table (its headers only)."""
+    url = os.fspath(url)
+    fmt = format_for(url)
+    if fmt is None:
+        why = refusal_for(url)
+        if why is not None:
+            raise FormatError(f"{url}: {why}")
+        fmt = format_for(url, read_bytes(url, 0, 1024, storage_options))
+    if fmt is None:
+        raise FormatError(f"{url}: not a format perc-platform reads (by suffix or content); readable: "
+                          f"{', '.join(readable_suffixes())}")
+    return fmt.open(url, storage_options)
+
+
+def open_image_files(urls: Sequence[str], storage_options: dict[str, Any] | None = None) -> list[ImageFile]:
+    """Open many files' headers, concurrently for remote ones."""
+    if len(urls) > 1 and any(is_remote(u) for u in urls):
+        with ThreadPoolExecutor(max_workers=min(16, len(urls))) as pool:
+            return list(pool.map(lambda u: open_image_file(u, storage_options), urls))
+    return [open_image_file(u, storage_options) for u in urls]
