@@ -38,12 +38,26 @@ class UnsafeCatalogError(InputError):
 
 
 def catalog_path(name: str = "perc.yaml") -> Path:
-    """Path of a shipped catalog file, e.g. ``catalog_path("demo.yaml")``."""
-    path = Path(__file__).resolve().parents[1] / "catalogs" / name
-    if not path.exists():
-        raise DataNotFoundError(f"shipped catalog {name!r} not found at {path}; install perc-platform from its "
-                                "source tree (`pip install -e .`) so that catalogs/ sits beside the package")
-    return path
+    """Path of a shipped catalog file, e.g. ``catalog_path("demo.yaml")``.
+
+    The catalogs are package data (``perc_platform._catalogs``, built from the repository's ``catalogs/``
+    folder by setup.py), found through ``importlib.resources`` in plain and editable installs alike.
+    """
+    from importlib.resources import files
+
+    try:
+        folder: Any = files("perc_platform._catalogs")
+    except ModuleNotFoundError:
+        # a source checkout used without installing it (PYTHONPATH=.): catalogs/ beside the package
+        folder = Path(__file__).resolve().parents[1] / "catalogs"
+    resource = folder / name
+    if not resource.is_file():
+        raise DataNotFoundError(f"shipped catalog {name!r} is not in this installation of perc-platform "
+                                f"(perc_platform._catalogs: {folder}); reinstall it (`pip install perc-platform`)")
+    if not isinstance(resource, Path):  # e.g. a zipped install: intake needs a real file
+        raise DataNotFoundError(f"shipped catalog {name!r} is inside {folder}, not a file on disk; install "
+                                "perc-platform unzipped so that intake can open its catalogs")
+    return resource
 
 
 def allowed_drivers() -> set[str]:

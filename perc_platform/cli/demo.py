@@ -13,6 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="run on a folder of real files (a structure 1abc.pdb, a map emd_N.map, a STAR file "
                              "beside its .mrcs stacks), e.g. ../shared/data")
     parser.add_argument("--particles", type=int, default=1200, help="simulated particles (default 1200)")
+    parser.add_argument("--fit-steps", type=int, default=400,
+                        help="training steps per neural-map region (default 400; fewer for a quick check)")
     parser.set_defaults(func=run)
 
 
@@ -21,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from perc_platform.demo import run_demo
 
     try:
-        run_demo(args.out, real_data=args.real_data, n_particles=args.particles)
+        run_demo(args.out, real_data=args.real_data, n_particles=args.particles, fit_steps=args.fit_steps)
     finally:
         close_client()
     return 0

@@ -64,8 +64,11 @@ def test_dockerfile_installs_the_platform_and_serves_dask() -> None:
     assert re.search(r"^FROM python:3\.11", text, re.M)
     assert "COPY perc_platform" in text and "COPY plugins" in text and 'pip install' in text
     assert "EXPOSE 8786 8787" in text and "PERC_CACHE_DIR=/cache" in text
-    # catalog_path() finds catalogs/ beside the package only in an editable install of the copied tree
-    assert "COPY catalogs" in text and re.search(r'pip install .*\s-e "\.', text, re.S)
+    # a normal install: the catalogs are package data (tests/test_packaging.py runs such an install)
+    assert "COPY catalogs" in text and "COPY pyproject.toml setup.py" in text
+    install = re.search(r"^RUN pip install (.*?)&&", text, re.S | re.M)
+    assert install and '".[slurm]"' in install.group(1) and " -e " not in install.group(1)
+    assert "rm -rf /tmp/perc-platform-src" in text, "the copied sources must not shadow the installed package"
     ignore = (DEPLOY / "docker" / "Dockerfile.dockerignore").read_text().split()
     assert ignore[ignore.index("*") + 1:].count("!perc_platform/") == 1
 
