@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from perc_platform.errors import FormatError, TruncatedFileError
+from perc_platform.errors import DataNotFoundError, FormatError, TruncatedFileError
 from perc_platform.io.layout import SegmentLayout
 from perc_platform.io.tiff_codec import SUPPORTED_COMPRESSIONS, TiffCodec
 from perc_platform.storage.ranged_file import open_ranged
@@ -81,7 +81,9 @@ def open_tiff_file(url: str, storage_options: dict[str, Any] | None = None) -> T
 
     url = os.fspath(url)
     try:
-        with open_ranged(url, storage_options) as fh, tifffile.TiffFile(fh, name=os.path.basename(url)) as tif:
+        # Remote IFDs are read in small blocks: they sit between the frames, one per page.
+        source = open_ranged(url, storage_options, block_size=2**12) if is_remote(url) else open(url, "rb")  # noqa: SIM115
+        with source as fh, tifffile.TiffFile(fh, name=os.path.basename(url)) as tif:
             pages = list(tif.pages)
             if not pages:
                 raise FormatError(f"{url}: the TIFF file has no pages")
@@ -98,6 +100,8 @@ def open_tiff_file(url: str, storage_options: dict[str, Any] | None = None) -> T
                 lengths[i] = page.databytecounts
             pixel_size = _pixel_size(first)
             dtype = np.dtype(first.dtype).newbyteorder("=")
+    except FileNotFoundError:
+        raise DataNotFoundError(f"{url}: no such file; check the path") from None
     except tifffile.TiffFileError as exc:
         raise FormatError(f"{url}: not a readable TIFF file ({exc})") from None
     size = file_size(url, storage_options)
