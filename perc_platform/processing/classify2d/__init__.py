@@ -5,7 +5,9 @@ covering ``variance`` of the variance, low-passed to ``resolution``), in-plane a
 every reference in PCA space (all angles by one FFT, trial centres coarse then fine), assignment to the
 nearest class, running class averages updated after each batch; ``create`` and ``update`` modes, an optional
 Gaussian mask and CTF correction (phase flip or Wiener); the state is saved after each batch and a stopped
-run resumes.
+run resumes, also on a set that has grown since (the new particles form a new segment of the run).
+:func:`watch_classify2d` follows a folder that an upstream job is still writing and classifies in rounds
+as particles arrive (``perc classify2d --watch``).
 
 ``classify2d(images, classes=20, output="run/")`` runs it over a particle DataArray (through
 ``perc_platform.ml.ParticleLoader``); :class:`StreamingClassifier2D` is the core for any iterator of batches
@@ -23,16 +25,20 @@ from perc_platform.processing.classify2d._outputs import particle_assignments as
 from perc_platform.processing.classify2d._outputs import write_classes as write_classes
 from perc_platform.processing.classify2d._outputs import write_montage as write_montage
 from perc_platform.processing.classify2d._outputs import write_particle_star as write_particle_star
+from perc_platform.processing.classify2d._watch import ParticleFolder as ParticleFolder
+from perc_platform.processing.classify2d._watch import watch_classify2d as watch_classify2d
 
 __all__ = [
     "CTF_COLUMNS",
     "Classification2D",
     "Classify2DConfig",
+    "ParticleFolder",
     "StreamingClassifier2D",
     "class_averages",
     "classify2d",
     "load_classification",
     "particle_assignments",
+    "watch_classify2d",
     "write_classes",
     "write_montage",
     "write_particle_star",

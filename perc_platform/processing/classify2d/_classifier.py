@@ -23,7 +23,14 @@ import numpy as np
 import torch
 
 from perc_platform.errors import ParameterError
-from perc_platform.processing.classify2d._align import Alignment, align, align_subset, shift_grid, warp
+from perc_platform.processing.classify2d._align import (
+    Alignment,
+    align,
+    align_subset,
+    shift_grid,
+    subpixel_offsets,
+    warp,
+)
 from perc_platform.processing.classify2d._config import Classify2DConfig
 from perc_platform.processing.classify2d._pca import (
     SteerableBasis,
@@ -44,7 +51,7 @@ CTF_COLUMNS = ("defocus_u", "defocus_v", "defocus_angle", "phase_shift")
 _FINE_CLASSES = 3
 _OPTICS = ("voltage", "spherical_aberration", "amplitude_contrast")
 _RESULTS = {"class": (np.int32, -1), "rotation": (np.float32, np.nan), "shift": (np.float32, np.nan),
-            "distance": (np.float32, np.nan)}
+            "distance": (np.float32, np.nan), "mirror": (np.int8, 0)}
 
 
 def _class_sums(images: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -117,6 +124,7 @@ class StreamingClassifier2D:
         self.lowpass = lowpass_filter(self.box, self.pixel_size, config.resolution, self.device)
         largest, step = config.shifts_pixels(self.box, self.pixel_size)
         coarse = 2.0 * step if largest >= 2.0 * step else step
+        self.coarse_step, self.step = coarse, step
         self.coarse_shifts = shift_grid(largest, coarse, self.device)
         self.fine_offsets = shift_grid(step, step, self.device) if coarse > step else None
         self.max_shift = largest
@@ -265,36 +273,68 @@ class StreamingClassifier2D:
         return project(self._spectra(images, shifts), self._projector)
 
     def search(self, images: torch.Tensor, chunk: int = 128) -> Alignment:
-        """Distance, angle and centre (:attr:`Alignment.shift`, pixels) of preprocessed ``images`` to every
-        reference, trial centres coarse then fine."""
+        """Distance, angle, centre (:attr:`Alignment.shift`, pixels) and mirror flag of preprocessed ``images``
+        to every reference: trial centres coarse then fine, the best one refined to sub-pixel."""
         assert self._ref_coeffs is not None
-        outs: list[Alignment] = []
+        refs = self._ref_coeffs
+        k = refs.shape[1]
+        if self.config.mirror:  # the mirrored particle against a reference = the particle against its conjugate
+            refs = torch.cat([refs, refs.conj()], dim=1).resolve_conj()
+        outs = [self._search_part(part, refs, k) for part in images.split(chunk)]
+        joined = [torch.cat([getattr(o, f) for o in outs]) for f in ("distance", "shift_index", "angle", "shift",
+                                                                      "mirror")]
+        return Alignment(joined[0], joined[1], joined[2], joined[3], mirror=joined[4])
+
+    def _search_part(self, part: torch.Tensor, refs: torch.Tensor, k: int) -> Alignment:
+        rows = torch.arange(part.shape[0], device=self.device)
         coarse_n = self.coarse_shifts.shape[0]
-        for part in images.split(chunk):
-            rows = torch.arange(part.shape[0], device=self.device)
-            coarse = align(self._coefficients_of(part, self.coarse_shifts), self._ref_coeffs, self.n_theta, coarse_n)
-            shifts = self.coarse_shifts[coarse.shift_index]  # (b, K, 2)
+        coarse = align(self._coefficients_of(part, self.coarse_shifts), refs, self.n_theta, coarse_n)
+        shifts = self.coarse_shifts[coarse.shift_index]  # (b, K2, 2)
+        distance, angle = coarse.distance, coarse.angle
+        assert coarse.trials is not None
+        trials, grid_step = coarse.trials, self.coarse_step
+        origin = torch.zeros((part.shape[0], 2), device=self.device)  # grid centre per particle
+        fine_better = torch.zeros_like(distance, dtype=torch.bool)
+        if self.fine_offsets is not None:
+            centre = shifts[rows, distance.argmin(dim=1)]  # (b, 2)
+            trial = centre[:, None, :] + self.fine_offsets[None]
+            chosen = distance.topk(min(_FINE_CLASSES, distance.shape[1]), dim=1, largest=False).indices
+            fine = align_subset(self._coefficients_of(part, trial), refs, chosen, self.n_theta, trial.shape[1])
+            fine_shift = trial.gather(1, fine.shift_index[..., None].expand(-1, -1, 2))
+            fine_better = fine.distance <= distance  # equal: the same centre, found again on the fine grid
+            distance = torch.where(fine_better, fine.distance, distance)
+            angle = torch.where(fine_better, fine.angle, angle)
+            shifts = torch.where(fine_better[..., None], fine_shift, shifts)
+            assert fine.trials is not None
+            fine_trials = fine.trials
+        best = distance.argmin(dim=1)  # the candidate each particle is assigned by
+        if self.config.subpixel and (self.fine_offsets is not None or coarse_n > 1):
+            take_fine = fine_better[rows, best]
+            around = trials[rows, :, best]
+            step = torch.full((part.shape[0],), grid_step, device=self.device)
             if self.fine_offsets is not None:
-                centre = shifts[rows, coarse.distance.argmin(dim=1)]  # (b, 2)
-                trial = (centre[:, None, :] + self.fine_offsets[None]).clamp(-self.max_shift, self.max_shift)
-                chosen = coarse.distance.topk(min(_FINE_CLASSES, coarse.distance.shape[1]), dim=1,
-                                              largest=False).indices
-                fine = align_subset(self._coefficients_of(part, trial), self._ref_coeffs, chosen, self.n_theta,
-                                    trial.shape[1])
-                fine_shift = trial.gather(1, fine.shift_index[..., None].expand(-1, -1, 2))
-                better = fine.distance < coarse.distance
-                coarse = Alignment(torch.where(better, fine.distance, coarse.distance), coarse.shift_index,
-                                   torch.where(better, fine.angle, coarse.angle))
-                shifts = torch.where(better[..., None], fine_shift, shifts)
-            coarse.shift = shifts
-            outs.append(coarse)
-        return Alignment(torch.cat([o.distance for o in outs]), torch.cat([o.shift_index for o in outs]),
-                         torch.cat([o.angle for o in outs]), torch.cat([o.shift for o in outs]))  # type: ignore[misc]
+                around = torch.where(take_fine[:, None], fine_trials[rows, :, best], around)
+                step = torch.where(take_fine, torch.full_like(step, self.step), step)
+                origin = torch.where(take_fine[:, None], centre, origin)
+            refined = shifts[rows, best] + subpixel_offsets(around) * step[:, None]
+            shifts = shifts.clone()
+            shifts[rows, best] = refined.clamp(-self.max_shift - self.step, self.max_shift + self.step)
+        if self.config.mirror:  # fold the conjugate references back: per class, the better of the two
+            mirrored = distance[:, k:] < distance[:, :k]
+            pick = torch.arange(k, device=self.device)[None, :] + k * mirrored.long()
+            distance, angle = distance.gather(1, pick), angle.gather(1, pick)
+            shifts = shifts.gather(1, pick[..., None].expand(-1, -1, 2))
+            shift_index = coarse.shift_index.gather(1, pick)
+        else:
+            mirrored = torch.zeros_like(distance, dtype=torch.bool)
+            shift_index = coarse.shift_index
+        return Alignment(distance, shift_index, angle, shifts, mirror=mirrored)
 
     def _aligned(self, images: torch.Tensor, found: Alignment, labels: torch.Tensor) -> torch.Tensor:
         rows = torch.arange(images.shape[0], device=self.device)
         assert found.shift is not None
-        return warp(images, found.angle[rows, labels], found.shift[rows, labels])
+        mirror = None if found.mirror is None else found.mirror[rows, labels]
+        return warp(images, found.angle[rows, labels], found.shift[rows, labels], mirror)
 
     def _class_means(self, aligned: torch.Tensor, labels: torch.Tensor, k: int, distance: torch.Tensor
                      ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -350,11 +390,12 @@ class StreamingClassifier2D:
         self.counts += torch.bincount(labels, minlength=self.counts.numel())
         self._update_references()
         rows = torch.arange(images.shape[0], device=self.device)
-        assert found.shift is not None
-        out = {"class": labels.cpu().numpy().astype(np.int32),
+        assert found.shift is not None and found.mirror is not None
+        out: dict[str, np.ndarray] = {"class": labels.cpu().numpy().astype(np.int32),
                "rotation": found.angle[rows, labels].cpu().numpy().astype(np.float32),
                "shift": found.shift[rows, labels].cpu().numpy().astype(np.float32),
-               "distance": found.distance[rows, labels].cpu().numpy().astype(np.float32)}
+               "distance": found.distance[rows, labels].cpu().numpy().astype(np.float32),
+               "mirror": found.mirror[rows, labels].cpu().numpy().astype(np.int8)}
         index = batch["index"].detach().cpu().numpy().astype(np.int64) if "index" in batch else \
             np.arange(self.particles_done, self.particles_done + images.shape[0])
         self._store(index, out)
@@ -410,6 +451,8 @@ class StreamingClassifier2D:
                 setattr(self, name, torch.from_numpy(np.array(arrays[name])).to(dev))
         if "references" in arrays and self.basis is not None:
             self._set_refs_only(torch.from_numpy(np.array(arrays["references"])).to(dev))
-        self.results = {k: np.array(arrays[f"result_{k}"]) for k in _RESULTS}
+        n = int(np.asarray(arrays["result_class"]).shape[0])
+        self.results = {k: np.array(arrays[f"result_{k}"]) if f"result_{k}" in arrays else
+                        np.full((n, 2) if k == "shift" else n, fill, dtype=dt) for k, (dt, fill) in _RESULTS.items()}
         self.batches_done = int(meta["batches_done"])
         self.particles_done = int(meta["particles_done"])

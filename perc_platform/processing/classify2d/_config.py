@@ -35,13 +35,20 @@ class Classify2DConfig:
     init_iterations
         Create mode: rounds of alignment and averaging on the training subset before streaming starts.
     mask, mask_sigma
-        Weight images by a centred Gaussian of ``mask_sigma`` pixels (default box / 3) when aligning.
+        Weight images by a centred Gaussian of ``mask_sigma`` pixels when aligning; ``None`` or ``-1``
+        (xmipp's convention) mean box / 3.
     ctf, wiener_snr
         CTF correction of each particle from its CTF coords: ``None``, ``"phase_flip"`` or ``"wiener"``
         (``CTF / (CTF^2 + 1 / wiener_snr)``).
     max_shift, shift_step
         Trial centres lie on a grid within ``max_shift`` Angstrom of the box centre (default 5% of the box),
         searched coarse (``2 * shift_step``) then fine (``shift_step``, default one pixel).
+    subpixel
+        Refine the best trial centre to a fraction of ``shift_step`` by a parabola through the distances of
+        its neighbours on the fine grid (default on).
+    mirror
+        Also try each particle mirrored (``y -> -y`` about its centre) against every class (default on);
+        ``rlnIsFlip`` tells which particles were mirrored.
     angular_step
         In-plane angles are scanned in steps of at most this many degrees, then refined by interpolation.
     reference_weight
@@ -63,6 +70,8 @@ class Classify2DConfig:
     wiener_snr: float = 1.0
     max_shift: float | None = None
     shift_step: float | None = None
+    subpixel: bool = True
+    mirror: bool = True
     angular_step: float = 3.0
     reference_weight: float = 10.0
     seed: int = 0
@@ -75,7 +84,8 @@ class Classify2DConfig:
             (self.resolution > 0, f"resolution={self.resolution}: give a positive resolution in Angstrom"),
             (self.training_size >= 2, f"training_size={self.training_size}: use at least 2 particles"),
             (self.init_iterations >= 0, f"init_iterations={self.init_iterations} must be >= 0"),
-            (self.mask_sigma is None or self.mask_sigma > 0, f"mask_sigma={self.mask_sigma}: give pixels > 0"),
+            (self.mask_sigma is None or self.mask_sigma > 0 or self.mask_sigma == -1,
+             f"mask_sigma={self.mask_sigma}: give pixels > 0, or -1 for box / 3"),
             (self.ctf in (None, "phase_flip", "wiener"), f"ctf={self.ctf!r}: use None, 'phase_flip' or 'wiener'"),
             (self.wiener_snr > 0, f"wiener_snr={self.wiener_snr}: give a positive SNR"),
             (self.max_shift is None or self.max_shift >= 0, f"max_shift={self.max_shift}: give Angstrom >= 0"),
@@ -91,7 +101,9 @@ class Classify2DConfig:
         """The mask's sigma in pixels, or None without a mask."""
         if not self.mask:
             return None
-        return float(self.mask_sigma) if self.mask_sigma is not None else box / 3.0
+        if self.mask_sigma is None or self.mask_sigma == -1:
+            return box / 3.0
+        return float(self.mask_sigma)
 
     def shifts_pixels(self, box: int, pixel_size: float) -> tuple[float, float]:
         """``(max_shift, step)`` in pixels."""

@@ -93,18 +93,19 @@ def load_classification(folder: str | os.PathLike[str], device: str | torch.devi
 class _SequentialBatches:
     """The fallback batch source: consecutive slices of the DataArray, resumable by batch number."""
 
-    def __init__(self, images: xr.DataArray, batch_size: int, columns: list[str]) -> None:
+    def __init__(self, images: xr.DataArray, batch_size: int, columns: list[str],
+                 segment: tuple[int, int] | None = None) -> None:
         self.images, self.batch_size, self.columns = images, int(batch_size), columns
+        self.start, self.stop = segment if segment is not None else (0, int(images.shape[0]))
         self.next = 0
 
     def __len__(self) -> int:
-        return -(-int(self.images.shape[0]) // self.batch_size)
+        return -(-(self.stop - self.start) // self.batch_size)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        n = int(self.images.shape[0])
-        while self.next * self.batch_size < n:
-            a = self.next * self.batch_size
-            b = min(n, a + self.batch_size)
+        while self.start + self.next * self.batch_size < self.stop:
+            a = self.start + self.next * self.batch_size
+            b = min(self.stop, a + self.batch_size)
             batch = {"image": torch.from_numpy(np.ascontiguousarray(self.images[a:b].values, dtype=np.float32)),
                      "index": torch.arange(a, b)}
             for c in self.columns:
@@ -123,7 +124,8 @@ class _SequentialBatches:
 
 
 def _batch_source(images: xr.DataArray, batch_size: int, device: torch.device, seed: int, shuffle: bool,
-                  columns: list[str], loader: str) -> Any:
+                  columns: list[str], loader: str, segment: tuple[int, int]) -> Any:
+    """Batches of the particles ``segment[0] <= i < segment[1]`` (``index`` holds their global positions)."""
     if loader not in ("auto", "particle_loader", "sequential"):
         raise ParameterError(f"loader={loader!r}: use 'auto', 'particle_loader' or 'sequential'")
     if loader != "sequential":
@@ -134,8 +136,22 @@ def _batch_source(images: xr.DataArray, batch_size: int, device: torch.device, s
                 raise
         else:
             return ParticleLoader(images, batch_size, mode="stream", device=device, seed=seed, shuffle=shuffle,
-                                  metadata=columns)
-    return _SequentialBatches(images, batch_size, columns)
+                                  metadata=columns, split=np.arange(*segment))
+    return _SequentialBatches(images, batch_size, columns, segment)
+
+
+def _segments(saved: list[list[int]] | None, n: int, where: Path | None) -> list[tuple[int, int]]:
+    """The run's segments of particle positions: the saved ones, plus the particles that arrived since."""
+    if not saved:
+        return [(0, n)]
+    segments = [(int(a), int(b)) for a, b in saved]
+    last = segments[-1][1]
+    if n < last:
+        raise ParameterError(f"{where}: the saved run covers {last} particles but only {n} are given now; a "
+                             "resumed run needs the same particles (in the same order), new ones appended at the end")
+    if n > last:
+        segments.append((last, n))
+    return segments
 
 
 def _training_images(clf: StreamingClassifier2D, source: Any, size: int) -> torch.Tensor:
@@ -225,9 +241,9 @@ def classify2d(images: xr.DataArray, classes: int = 50, *, mode: str = "create",
     n = int(images.shape[0])
     clf = StreamingClassifier2D(config, box, float(pixel_size), optics=optics, device=dev, n_particles=n)
     columns = [c for c in CTF_COLUMNS if c in images.coords] if config.ctf is not None else []
-    source = _batch_source(images, batch_size, dev, seed, shuffle, columns, loader)
     folder = Path(output) if output is not None else None
     stats: dict[str, Any] = {"seconds": 0.0, "wait_seconds": 0.0, "init_seconds": 0.0, "particles": 0}
+    saved_meta: dict[str, Any] = {}
     if folder is not None and resume and (folder / STATE).is_file():
         state = load_state(folder / STATE)
         saved = Classify2DConfig.from_dict(state["meta"]["config"])
@@ -237,8 +253,17 @@ def classify2d(images: xr.DataArray, classes: int = 50, *, mode: str = "create",
             raise ParameterError(f"{folder / STATE} was made with other settings ({changed}); use the same settings "
                                  "to resume, or resume=False (--restart) to start over")
         clf.load_state_dict(state)
-        source.load_state_dict(state["meta"]["loader"])
-        stats.update(state["meta"].get("stats", {}))
+        saved_meta = state["meta"]
+        stats.update(saved_meta.get("stats", {}))
+    # older states (one segment of n_particles) resume as that segment
+    old = [[0, int(saved_meta["n_particles"])]] if saved_meta and "segments" not in saved_meta else None
+    segments = _segments(saved_meta.get("segments", old), n, folder)
+    current = int(saved_meta.get("segment", 0))
+    source = _batch_source(images, batch_size, dev, seed, shuffle, columns, loader,
+                           segments[min(current, len(segments) - 1)])
+    if saved_meta:
+        if current < len(segments) and saved_meta.get("loader"):
+            source.load_state_dict(saved_meta["loader"])
     else:
         start = time.perf_counter()
         if ref_state is not None:  # update mode from a previous run: the same PCA space
@@ -254,40 +279,63 @@ def classify2d(images: xr.DataArray, classes: int = 50, *, mode: str = "create",
             refs = ref_images if in_domain else _to_domain(clf, ref_images)
             clf.set_references(refs, ref_sizes)
         stats["init_seconds"] = time.perf_counter() - start
-    total_batches = len(source)
-    stream = iter(source)
-    while max_batches is None or clf.batches_done < max_batches:
-        t0 = time.perf_counter()
-        batch = next(stream, None)
-        t1 = time.perf_counter()
-        if batch is None:
-            break
-        clf.partial_fit(batch)
-        t2 = time.perf_counter()
-        stats["wait_seconds"] += t1 - t0
-        stats["seconds"] += t2 - t0
-        stats["particles"] = clf.particles_done
-        info = {"batches_done": clf.batches_done, "batches": total_batches, "particles_done": clf.particles_done,
-                "particles_s": clf.particles_done / max(stats["seconds"], 1e-9),
-                "data_wait_share": stats["wait_seconds"] / max(stats["seconds"], 1e-9),
-                "class_sizes": clf.class_sizes.tolist()}
-        if folder is not None:
-            state = clf.state_dict()
-            state["meta"].update(loader=source.state_dict(), stats=stats, n_particles=n)
-            save_state(folder / STATE, state)
-            if clf.batches_done % max(1, write_every) == 0:
-                _result(clf, n, None, stats).write(folder, _names(images), montage=True)
-        if progress is not None:
-            progress(info)
-    close = getattr(stream, "close", None)
-    if close is not None:
-        close()
+    stopped = False
+    while current < len(segments) and not stopped:
+        total_batches = clf.batches_done + len(source) - _handed_out(source)
+        stream = iter(source)
+        while True:
+            if max_batches is not None and clf.batches_done >= max_batches:
+                stopped = True
+                break
+            t0 = time.perf_counter()
+            batch = next(stream, None)
+            t1 = time.perf_counter()
+            if batch is None:
+                break
+            clf.partial_fit(batch)
+            t2 = time.perf_counter()
+            stats["wait_seconds"] += t1 - t0
+            stats["seconds"] += t2 - t0
+            stats["particles"] = clf.particles_done
+            done_segment = _handed_out(source) >= len(source)
+            info = {"batches_done": clf.batches_done, "batches": total_batches,
+                    "particles_done": clf.particles_done,
+                    "particles_s": clf.particles_done / max(stats["seconds"], 1e-9),
+                    "data_wait_share": stats["wait_seconds"] / max(stats["seconds"], 1e-9),
+                    "class_sizes": clf.class_sizes.tolist(), "segment": current}
+            if folder is not None:
+                state = clf.state_dict()
+                # a finished segment is saved as the start of the next one (its loader state is spent)
+                state["meta"].update(loader=None if done_segment else source.state_dict(), stats=stats,
+                                     n_particles=n, segments=[list(g) for g in segments],
+                                     segment=current + 1 if done_segment else current)
+                save_state(folder / STATE, state)
+                if clf.batches_done % max(1, write_every) == 0:
+                    _result(clf, n, None, stats).write(folder, _names(images), montage=True)
+            if progress is not None:
+                progress(info)
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+        if not stopped:
+            current += 1
+            if current < len(segments):
+                source = _batch_source(images, batch_size, dev, seed, shuffle, columns, loader, segments[current])
     stats["particles_s"] = clf.particles_done / max(stats["seconds"], 1e-9) if stats["seconds"] else 0.0
     stats["data_wait_share"] = stats["wait_seconds"] / max(stats["seconds"], 1e-9) if stats["seconds"] else 0.0
+    stats["segments"] = [list(g) for g in segments]
     result = _result(clf, n, images.coords["particle"].values if "particle" in images.coords else None, stats)
     if folder is not None:
         result.write(folder, _names(images))
     return result
+
+
+def _handed_out(source: Any) -> int:
+    """Batches of the source's current pass already handed out (from its resumable state)."""
+    state = source.state_dict()
+    if "next" in state:
+        return int(state["next"])
+    return int(sum(state.get("consumed", {}).values()))
 
 
 def _basis_only(state: dict[str, Any], n: int) -> dict[str, Any]:

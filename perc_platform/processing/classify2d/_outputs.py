@@ -5,7 +5,8 @@
   (-1 where not yet classified), ``rotation`` (degrees: the class average turned counter-clockwise by this
   angle matches the particle; RELION's ``rlnAnglePsi`` is its negative), ``shift_x``/``shift_y`` (Angstrom,
   RELION's ``rlnOriginX/YAngst``: the particle's centre sits at the box centre minus the shift) and
-  ``distance`` (squared PCA-space distance to its class);
+  ``distance`` (squared PCA-space distance to its class) and ``mirror`` (the particle matched its class
+  mirrored: ``y -> -y`` about its centre, then the turn and shift);
 * :func:`write_montage` (PNG, matplotlib Agg), :func:`write_classes` (``.mrcs`` + ``.star``) and
   :func:`write_particle_star`;
 * :func:`save_state` / :func:`load_state`: one ``.npz`` (arrays plus a JSON string, no pickle), replaced
@@ -83,6 +84,8 @@ def particle_assignments(results: dict[str, np.ndarray], pixel_size: float, n: i
             "shift_x": ("particle", (-shift[:, 0] * pixel_size).astype(np.float32)),
             "shift_y": ("particle", (-shift[:, 1] * pixel_size).astype(np.float32)),
             "distance": ("particle", fit(results["distance"], np.nan))}
+    if "mirror" in results:
+        data["mirror"] = ("particle", fit(results["mirror"], 0).astype(bool))
     coords = {"particle": particle} if particle is not None else {}
     ds = xr.Dataset(data, coords=coords, attrs={"pixel_size": float(pixel_size)})
     ds["rotation"].attrs["units"] = "degrees (counter-clockwise turn of the class average onto the particle)"
@@ -144,5 +147,7 @@ def write_particle_star(assignments: xr.Dataset, path: str | os.PathLike[str], i
     columns["rlnAnglePsi"] = np.round((-assignments["rotation"].values[classified].astype(np.float64)) % 360.0, 3)
     columns["rlnOriginXAngst"] = np.round(assignments["shift_x"].values[classified].astype(np.float64), 3)
     columns["rlnOriginYAngst"] = np.round(assignments["shift_y"].values[classified].astype(np.float64), 3)
+    if "mirror" in assignments:
+        columns["perc_mirror"] = assignments["mirror"].values[classified].astype(np.int64)
     columns["perc_particle"] = classified
     return write_star(path, {"particles": pd.DataFrame(columns)})

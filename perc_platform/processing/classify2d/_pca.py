@@ -9,7 +9,8 @@ particle and a reference at every in-plane angle is one inverse FFT of their coe
 variance of the training images; angular frequencies beyond what the low-pass allows are dropped.
 
 Images are low-passed to ``resolution`` (Angstrom; floored to the Nyquist limit ``2 * pixel_size``) before
-sampling; ring weights ``sqrt(r dr dphi)`` make coefficient distances approximate 2-D image distances, and an
+sampling; the radial components are real (each frequency's covariance is averaged with that of the
+mirrored images); ring weights ``sqrt(r dr dphi)`` make coefficient distances approximate 2-D image distances, and an
 optional Gaussian mask multiplies each ring by ``exp(-r^2 / (2 sigma^2))``.
 """
 
@@ -157,7 +158,9 @@ def fit_basis(spectra: torch.Tensor, grid: PolarGrid, variance: float = 0.75) ->
             a = a.real - a.real.mean(dim=0, keepdim=True)
             cov = (a.T @ a / max(1, n)).to(torch.complex128)
         else:
-            cov = a.T @ a.conj() / max(1, n)  # E[a a^H] for the column vectors a
+            # E[a a^H] averaged with its mirror image's (conj(a)): real, so the radial components are real
+            # and a mirrored particle's coefficients are the conjugates of its own (mirror search, ._align)
+            cov = (a.T @ a.conj() / max(1, n)).real.to(torch.complex128)
         w, v = torch.linalg.eigh(cov)
         w = w.clamp(min=0.0).flip(0) * (1.0 if m == 0 else 2.0)
         values.append(w)
