@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     live = parser.add_argument_group("live streaming (--watch)")
     live.add_argument("--watch", action="store_true",
                       help="follow the folder/glob given as STACKS as an upstream job writes it, classifying in rounds")
-    live.add_argument("--pattern", default=None, help="files to follow in the folder (default *.mrcs; or *.star)")
+    live.add_argument("--pattern", default=None,
+                      help="files to follow in the folder (default *.mrcs; or *.star, *.cs)")
     live.add_argument("--threshold", type=int, default=1000, help="new particles that start a round (default 1000)")
     live.add_argument("--poll", type=float, default=5.0, help="seconds between looks at the folder (default 5)")
     live.add_argument("--once", action="store_true", help="the input is complete: classify it and stop")

@@ -21,8 +21,8 @@ import pytest
 import starfile
 
 from perc_platform.datasets import open_particles
-from perc_platform.errors import ParameterError
-from perc_platform.processing.classify2d import classify2d, watch_classify2d
+from perc_platform.errors import FormatError, ParameterError
+from perc_platform.processing.classify2d import ParticleFolder, classify2d, watch_classify2d
 from perc_platform.testing.views import make_views
 
 PIXEL = 2.0
@@ -81,6 +81,28 @@ def test_watch_once_classifies_what_is_there(particles: np.ndarray, tmp_path: Pa
     assert [r["particles"] for r in rounds] == [400]
     table = starfile.read(tmp_path / "out" / "particles.star")
     assert sorted(table["rlnImageName"]) == sorted(names(400))
+
+
+def test_watch_follows_star_files(particles: np.ndarray, tmp_path: Path) -> None:
+    """STAR files written after their stacks: a file joins when complete; the STAR rows become the particles."""
+    import pandas as pd
+
+    (tmp_path / "in").mkdir()
+    for k, (a, b) in enumerate(BURSTS[:2]):
+        write_stack(tmp_path / "in" / f"stack{k}.mrcs", particles[a:b])
+        rows = pd.DataFrame({"rlnImageName": [f"{i + 1:06d}@stack{k}.mrcs" for i in range(b - a)],
+                             "rlnImagePixelSize": [PIXEL] * (b - a)})
+        starfile.write({"particles": rows}, tmp_path / "in" / f"part{k}.star")
+    (tmp_path / "in" / "part9.star").write_text("data_particles\nloop_\n_rlnImageName #1\n000001@missing.mrcs\n")
+    watched = ParticleFolder(tmp_path / "in", "*.star")
+    assert watched.poll() == 0  # seen once: not yet known to be complete
+    assert watched.poll() == 270  # unchanged since: the two readable ones join; the broken one waits
+    assert "missing.mrcs" in str(watched.last_error)
+    images = watched.particles()
+    assert list(images.coords["image_name"].values[[0, 150]]) == ["000001@stack0.mrcs", "000001@stack1.mrcs"]
+    np.testing.assert_array_equal(images[148:152].values, particles[148:152])
+    with pytest.raises(FormatError, match="part9.star"):
+        watched.poll(settled=True)  # the input is closed: a file that cannot be read is an error
 
 
 def _start(folder: Path, out: Path) -> subprocess.Popen[str]:

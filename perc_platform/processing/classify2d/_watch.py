@@ -1,14 +1,15 @@
 """Live 2-D classification of a particle set that an upstream job is still writing (xmipp streaming style).
 
 :func:`watch_classify2d` follows a folder (or glob) where an extraction job writes particle stacks
-(``*.mrcs``) or STAR files (``*.star``, each naming its stacks). A file joins the set once it is complete:
-unchanged in size and time over two polls and readable whole (an MRC whose header promises more data than
-the file holds is still being written). Files join in the order they complete (by name within one poll),
-and that order is saved. A *round* starts when at least ``threshold`` new particles have arrived (the first
-round also waits for ``training_size``), or when the input is closed -- a marker file (default ``DONE``) in
-the folder, or ``once=True`` -- with any particles left. A round classifies exactly the particles that
-arrived since the last one, as one new segment of :func:`classify2d`'s run in arrival order (no shuffling), and
-then rewrites ``classes.mrcs``/``.star``/``.png`` and ``particles.star`` (each replaced atomically).
+(``*.mrcs``), STAR files (``*.star``) or cryoSPARC particle tables (``*.cs``), each table naming its stacks.
+A file joins the set once it is complete: unchanged in size and time over two polls and readable whole (an
+MRC whose header promises more data than the file holds is still being written). Files join in the order
+they complete (by name within one poll), and that order is saved. A *round* starts when at least
+``threshold`` new particles have arrived (the first round also waits for ``training_size``), or when the
+input is closed -- a marker file (default ``DONE``) in the folder, or ``once=True`` -- with any particles
+left. A round classifies exactly the particles that arrived since the last one, as one new segment of
+:func:`classify2d`'s run in arrival order (no shuffling), and then rewrites ``classes.mrcs``/``.star``/``.png``
+and ``particles.star`` (each replaced atomically).
 
 The round boundaries are saved (``watch.json``) before each round starts, so a killed run, restarted, first
 finishes its interrupted round over exactly that round's particles, then goes on with what arrived since:
@@ -44,7 +45,8 @@ RoundProgress = Callable[[dict[str, Any]], None]
 def _unit_parts(path: str) -> tuple[MrcStackArray, dict[str, Any], dict[str, Any]]:
     from perc_platform.datasets.particles import particle_parts
 
-    return particle_parts(star=path) if path.lower().endswith(".star") else particle_parts(path)
+    tables = (".star", ".cs")  # RELION STAR files and cryoSPARC particle tables name their stacks
+    return particle_parts(star=path) if path.lower().endswith(tables) else particle_parts(path)
 
 
 class ParticleFolder:
@@ -55,7 +57,8 @@ class ParticleFolder:
     source
         A folder (its files matching ``pattern``) or a glob pattern, or a list of globs.
     pattern
-        File pattern inside a folder (default ``"*.mrcs"``; ``"*.star"`` follows STAR files).
+        File pattern inside a folder (default ``"*.mrcs"``; ``"*.star"`` follows STAR files, ``"*.cs"``
+        cryoSPARC particle tables).
     marker
         Name of the file (in the folder; beside the glob's first match otherwise) that closes the input.
     """
