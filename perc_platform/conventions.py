@@ -33,6 +33,8 @@ __all__ = [
     "PARTICLE_DIMS",
     "PROVENANCE_ATTRS",
     "STRUCTURE_DIMS",
+    "SUBTOMOGRAM_DIMS",
+    "TILT_SERIES_DIMS",
     "VOLUME_DIMS",
     "add_history",
     "provenance",
@@ -45,6 +47,8 @@ PARTICLE_DIMS = ("particle", "y", "x")
 MICROGRAPH_DIMS = ("micrograph", "y", "x")
 MOVIE_DIMS = ("movie", "frame", "y", "x")
 VOLUME_DIMS = ("z", "y", "x")
+TILT_SERIES_DIMS = ("tilt", "y", "x")
+SUBTOMOGRAM_DIMS = ("particle", "z", "y", "x")
 STRUCTURE_DIMS = ("atom", "axis")
 IMAGE_NAME = "image"
 DENSITY_NAME = "density"

@@ -70,12 +70,13 @@ class ParticleDataset(Dataset):  # type: ignore[type-arg]
                  labels: str | Sequence[Any] | np.ndarray | None = None, classes: Sequence[Any] | None = None,
                  metadata: Sequence[str] | None = None, dtype: Any = "float32",
                  reader: ChunkReader | None = None) -> None:
-        if not isinstance(images, xr.DataArray) or images.ndim != 3:
-            raise InputError(f"expected a 3-D image DataArray (particle, y, x), got {type(images).__name__} "
-                             f"with dims {getattr(images, 'dims', None)}; pass the `image` variable")
+        if not isinstance(images, xr.DataArray) or images.ndim not in (3, 4):
+            raise InputError(f"expected an image DataArray (particle, y, x) or subtomograms (particle, z, y, x), "
+                             f"got {type(images).__name__} with dims {getattr(images, 'dims', None)}; pass the "
+                             "`image` variable")
         self.images = images
         self.n_total = int(images.shape[0])
-        self.image_shape = (int(images.shape[1]), int(images.shape[2]))
+        self.image_shape: tuple[int, ...] = tuple(int(s) for s in images.shape[1:])
         chosen = np.arange(self.n_total, dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
         if chosen.size and (chosen.min() < 0 or chosen.max() >= self.n_total):
             raise ParameterError(f"indices must lie in [0, {self.n_total}); got {chosen.min()}..{chosen.max()}")
@@ -102,7 +103,7 @@ class ParticleDataset(Dataset):  # type: ignore[type-arg]
     @property
     def image_nbytes(self) -> int:
         """Bytes of one image in the batch dtype."""
-        return self.image_shape[0] * self.image_shape[1] * self.dtype.itemsize
+        return int(np.prod(self.image_shape)) * self.dtype.itemsize
 
     @property
     def nbytes(self) -> int:
