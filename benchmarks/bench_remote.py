@@ -6,7 +6,8 @@ A ~1 GB stack (``--box`` x ``--box`` float32) is generated into a mini EMPIAR en
 loopback archive (real HTTP on 127.0.0.1, Range supported), then opened through the EMPIAR catalog code.
 
 1. 1% of the particles at random, read with ``select_particles``: bytes the server sent for the data over
-   the bytes of the particles asked for (``bytes_ratio``; the 1 KB header is counted apart). EMPIARreader's
+   the bytes of the particles asked for (``bytes_ratio``; the 1 KB header is counted apart). The same for
+   10 random particles taken with plain ``images.isel(particle=[...])`` (``isel_bytes_ratio``). EMPIARreader's
    MRC source reads each file whole per partition: measured here by fetching every file the particles
    touch, whole, over the same server (``whole_file_bytes_ratio``).
 2. A sequential pass over all chunks (dask threads) of the remote stack vs the same pass over the local
@@ -14,7 +15,8 @@ loopback archive (real HTTP on 127.0.0.1, Range supported), then opened through 
    ``--repeats`` runs each; the median of the per-pair ratios is printed too (steadier on a busy machine).
    The generic fsspec/aiohttp read path (used when storage_options are given) is timed alongside.
 
-Last line: JSON with bytes_ratio, whole_file_bytes_ratio, remote_local_speed_ratio (and the raw figures).
+Last line: JSON with bytes_ratio, isel_bytes_ratio, whole_file_bytes_ratio, remote_local_speed_ratio (and the
+raw figures).
 """
 
 from __future__ import annotations
@@ -87,6 +89,12 @@ def main() -> None:
             moved = server.bytes_sent
             needed = picks.size * image_bytes
             assert values.shape == (picks.size, args.box, args.box)
+            # 1b. plain xarray indexing (no helper): 10 random particles with isel
+            few = np.random.default_rng(1).choice(n, 10, replace=False)
+            server.reset_counts()
+            isel_values = opened.isel(particle=few).values
+            isel_moved = server.bytes_sent
+            assert isel_values.shape == (few.size, args.box, args.box)
             server.reset_counts()
             fs = fsspec.filesystem("http")
             for url in images.attrs["stack_files"]:  # EMPIARreader: each touched file, whole
@@ -127,6 +135,8 @@ def main() -> None:
     print(f"1% random ({picks.size} particles, {needed / 2**20:.2f} MB needed): moved {moved / 2**20:.2f} MB "
           f"= {moved / needed:.4f}x (+ {header_bytes} header/listing bytes to open); "
           f"whole file per partition moved {whole_moved / 2**20:.0f} MB = {whole_moved / needed:.1f}x")
+    print(f"isel of 10 random particles: moved {isel_moved / 2**10:.0f} KB = "
+          f"{isel_moved / (few.size * image_bytes):.4f}x their bytes (target <= 1.05)")
     print(f"{'sequential pass':18s} {'best s':>8s} {'MB/s':>10s}")  # best of --repeats runs each
     print(f"{'remote (loopback)':18s} {min(remote_times):8.3f} {remote_mb_s:10.0f}   server in its own process")
     print(f"{'remote in-process':18s} {min(in_process_times):8.3f} {size_mb / min(in_process_times):10.0f}   "
@@ -139,7 +149,9 @@ def main() -> None:
     print(f"per-pair remote/local ratios: {', '.join(f'{p:.2f}' for p in pairs)} (median {paired:.2f}); "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"bytes ratio {moved / needed:.4f} (target <= 1.05); remote/local speed {ratio:.2f} (target >= 0.5)")
-    print(json.dumps({"bytes_ratio": round(moved / needed, 4), "whole_file_bytes_ratio": round(whole_moved / needed, 1),
+    print(json.dumps({"bytes_ratio": round(moved / needed, 4),
+                      "isel_bytes_ratio": round(isel_moved / (few.size * image_bytes), 4),
+                      "whole_file_bytes_ratio": round(whole_moved / needed, 1),
                       "remote_local_speed_ratio": round(ratio, 3), "paired_median_ratio": round(paired, 3),
                       "header_bytes": header_bytes, "fsspec_mb_s": round(size_mb / min(fsspec_times), 1),
                       "remote_mb_s": round(remote_mb_s, 1), "local_mb_s": round(local_mb_s, 1),

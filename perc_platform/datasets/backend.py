@@ -37,6 +37,10 @@ class MrcBackendArray(BackendArray):
                                                   self.array.__getitem__)
 
 
+def _nothing_to_close() -> None:
+    return None
+
+
 def guess_kind(url: str, header: MrcHeader) -> str:
     """``"stack"`` or ``"volume"`` for a file whose caller did not say.
 
@@ -63,11 +67,21 @@ class MrcBackendEntrypoint(BackendEntrypoint):
 
     description = "Lazy MRC2014 stacks and maps (perc-platform)"
     url = "https://github.com/perc-platform/perc-platform"
-    open_dataset_parameters = ("filename_or_obj", "drop_variables", "star", "kind", "storage_options")
+    open_dataset_parameters = ("filename_or_obj", "drop_variables", "star", "kind", "storage_options",
+                               "mask_and_scale", "decode_times", "decode_timedelta", "use_cftime",
+                               "concat_characters", "decode_coords")
 
     def open_dataset(self, filename_or_obj: Any, *, drop_variables: str | Iterable[str] | None = None,
                      star: str | None = None, kind: str | None = None,
-                     storage_options: dict[str, Any] | None = None) -> xr.Dataset:
+                     storage_options: dict[str, Any] | None = None, mask_and_scale: Any = None,
+                     decode_times: Any = None, decode_timedelta: Any = None, use_cftime: Any = None,
+                     concat_characters: Any = None, decode_coords: Any = None) -> xr.Dataset:
+        """Open ``filename_or_obj`` lazily (nothing but headers and the STAR file is read).
+
+        The CF decoding keywords that ``xr.open_dataset`` passes (``decode_cf``, ``mask_and_scale``,
+        ``decode_times``, ...) are accepted and have nothing to do: MRC data carry no fill values, scale
+        factors, time or CF coordinate attributes, so decoded and raw values are the same.
+        """
         url = os.fspath(filename_or_obj)
         if kind not in (None, "stack", "volume"):
             raise ParameterError(f"kind={kind!r} for {url}: use 'stack' or 'volume' (or leave it out)")
@@ -87,6 +101,9 @@ class MrcBackendEntrypoint(BackendEntrypoint):
         ds[next(iter(ds.data_vars))].attrs.update(attrs)
         if drop_variables:
             ds = ds.drop_vars([drop_variables] if isinstance(drop_variables, str) else list(drop_variables))
+        # xarray's open_mfdataset calls every part's closer; reads open and close their own handles per call,
+        # so there is nothing held open to release.
+        ds.set_close(_nothing_to_close)
         return ds
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:

@@ -1,8 +1,9 @@
 """Random access into lazy particle stacks that reads only the particles asked for.
 
-Dask does not fuse a fancy index into the chunk getter, so ``images.isel(particle=idx)`` on a dask-backed
-stack reads every chunk it touches in full. :func:`select_particles` instead builds a new lazy array over
-exactly the chosen particles (runs of consecutive images still coalesce into one ranged read).
+Dask does not fuse a fancy index into the chunk getter; ``_fused_reads`` adds that graph optimisation, so
+``images.isel(particle=idx)`` on a lazy stack reads only the frames indexed. :func:`select_particles` also
+builds a new lazy array over exactly the chosen particles, with chunks planned for them (runs of
+consecutive images coalesce into one ranged read).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
 from perc_platform.config import get_config
+from perc_platform.datasets import _fused_reads
 from perc_platform.io.stack_array import StackArray
 
 __all__ = ["READ_PREFIX", "block_plan", "lazy_particles", "select_particles", "stack_source"]
@@ -71,7 +73,11 @@ def stack_source(images: xr.DataArray) -> StackArray | None:
 
 
 def lazy_particles(array: StackArray, chunk_size: int | None = None) -> da.Array:
-    """A dask array over ``array`` chunked by the block plan (one batch of ranged reads per chunk)."""
+    """A dask array over ``array`` chunked by the block plan (one batch of ranged reads per chunk).
+
+    Indexing it with a list (``isel(particle=[5, 600])``) reads only the frames indexed: see ``_fused_reads``.
+    """
+    _fused_reads.install()
     chunks = block_plan(array.file_ids, array.local, array.frame_bytes, chunk_size)
     name = f"{READ_PREFIX}{array.format}-" + tokenize([f.url for f in array.files], array.file_ids, array.local, chunks)
     data = da.from_array(array, chunks=(chunks, (array.shape[1],), (array.shape[2],)), name=name,
