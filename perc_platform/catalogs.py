@@ -1,40 +1,34 @@
 """Shipped catalogs, and opening catalogs shared by URL safely.
 
-``open_catalog(url, trusted=False)`` reads the catalog (and every catalog it nests) itself before intake
-does, and refuses: templates that would read the environment or run a shell (``env(...)``,
-``shell(...)``, ``client_env``, ``client_shell``), drivers outside the allow-list (the platform's own and
-intake's catalog drivers, extendable with ``PERC_ALLOWED_DRIVERS``), and URLs to hosts other than the
-configured archive endpoints (``PERC_*_URL``, ``PERC_EXTRA_HOSTS``) and the catalog's own host. The
-catalog is then opened with intake's ``getenv=False, getshell=False``. Trusted catalogs open exactly as
-``intake.open_catalog`` would.
+``open_catalog(url)`` (untrusted, the default) never lets intake read or render the catalog. The platform
+reads it once (at most 1 MiB, over http(s) with redirects checked, or from a local file), parses it as
+bounded YAML, checks it against a strict schema (``perc_platform._catalog_schema``) and builds the intake
+catalog from the validated spec, nested catalogs included. An untrusted catalog may name only allowed
+drivers (the platform's own and ``yaml_file_cat``, extendable with ``PERC_ALLOWED_DRIVERS``); its ``args``
+may use ``{{ name }}`` of a declared parameter and ``{{ CATALOG_DIR }}``, nothing else of Jinja; parameter
+defaults are literals; ``cls``, ``plugins``, environment and shell lookups are refused; URLs must point at
+the configured archive endpoints (``PERC_*_URL``), ``PERC_EXTRA_HOSTS`` or the catalog's own host. Anything
+else raises :class:`UnsafeCatalogError` naming the catalog, entry and field. ``trusted=True`` opens the
+catalog exactly as ``intake.open_catalog`` would.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import yaml
-
+from perc_platform._catalog_load import host_of, is_url, load_yaml, local_dir, normalise_host, read_catalog_text
+from perc_platform._catalog_schema import CATALOG_DRIVERS, CheckedCatalog, nested_location, refusal, validate_spec
 from perc_platform.config import get_config
-from perc_platform.errors import DataNotFoundError, InputError
-from perc_platform.storage.ranges import resolve_relative
+from perc_platform.errors import DataNotFoundError, UnsafeCatalogError
 
-__all__ = ["UnsafeCatalogError", "allowed_drivers", "catalog_path", "check_catalog", "open_catalog"]
+__all__ = ["UnsafeCatalogError", "allowed_drivers", "allowed_hosts", "catalog_path", "check_catalog",
+           "open_catalog"]
 
-_MAX_CATALOG_BYTES = 4 * 2**20
-_MAX_DEPTH = 6
-_DANGEROUS = re.compile(r"\b(client_env|client_shell|env|shell)\s*\(")
-_URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*)://([^/\s'\"{}]*)")
-_CATALOG_DRIVERS = {"yaml_file_cat", "yaml_files_cat", "intake.catalog.local.YAMLFileCatalog"}
-
-
-class UnsafeCatalogError(InputError):
-    """A shared catalog asks for something an untrusted catalog may not do."""
+_MAX_NESTING = 6
+_MAX_CATALOGS = 64
 
 
 def catalog_path(name: str = "perc.yaml") -> Path:
@@ -61,90 +55,75 @@ def catalog_path(name: str = "perc.yaml") -> Path:
 
 
 def allowed_drivers() -> set[str]:
-    """The platform's own drivers, intake's catalog drivers, and ``PERC_ALLOWED_DRIVERS``."""
+    """The platform's own drivers, intake's ``yaml_file_cat`` and ``PERC_ALLOWED_DRIVERS`` (comma-separated)."""
     ours = {ep.name for ep in entry_points(group="intake.drivers") if ep.value.startswith("intake_perc")}
     extra = {d.strip() for d in os.environ.get("PERC_ALLOWED_DRIVERS", "").split(",") if d.strip()}
-    return ours | _CATALOG_DRIVERS | extra
+    return ours | set(CATALOG_DRIVERS) | extra
 
 
-def _read_text(location: str) -> str:
-    import fsspec
-
-    try:
-        with fsspec.open(location, "rb") as handle:
-            raw = handle.read(_MAX_CATALOG_BYTES + 1)
-    except FileNotFoundError:
-        raise DataNotFoundError(f"catalog {location} does not exist; check the path or URL") from None
-    if len(raw) > _MAX_CATALOG_BYTES:
-        raise UnsafeCatalogError(f"catalog {location} is larger than {_MAX_CATALOG_BYTES >> 20} MiB; refusing it")
-    return raw.decode("utf-8", errors="replace")
+def allowed_hosts(location: str) -> set[str]:
+    """Hosts an untrusted catalog at ``location`` may point at: the endpoints, extra hosts, its own host."""
+    hosts = {normalise_host(h) for h in get_config().endpoint_hosts()}
+    return hosts | {host_of(location)} if is_url(location) else hosts
 
 
-def _strings(node: Any, where: str) -> list[tuple[str, str]]:
-    if isinstance(node, str):
-        return [(where, node)]
-    if isinstance(node, dict):
-        return [s for k, v in node.items() for s in _strings(v, f"{where}.{k}")]
-    if isinstance(node, list):
-        return [s for i, v in enumerate(node) for s in _strings(v, f"{where}[{i}]")]
-    return []
+def _check_tree(location: str, hosts: set[str], root_dir: str, chain: tuple[str, ...],
+                budget: list[int]) -> CheckedCatalog:
+    if location in chain:
+        raise refusal(chain[-1], None, None, f"nests {location}, which nests it again (a cycle)")
+    if len(chain) > _MAX_NESTING:
+        raise refusal(chain[0], None, None, f"catalogs nest more than {_MAX_NESTING} deep (at {location})")
+    budget[0] += 1
+    if budget[0] > _MAX_CATALOGS:
+        raise refusal(chain[0], None, None, f"nests more than {_MAX_CATALOGS} catalogs in all")
+    data = load_yaml(read_catalog_text(location, hosts), location)
+    catalog_dir = location.rsplit("/", 1)[0] if is_url(location) else local_dir(location)
+    spec = validate_spec(data, location, allowed_drivers(), hosts, catalog_dir)
+    children = {}
+    for name, source in spec.sources.items():
+        if source.driver in CATALOG_DRIVERS:
+            target = nested_location(source, name, location, catalog_dir, hosts, root_dir)
+            children[name] = _check_tree(target, hosts, root_dir, (*chain, location), budget)
+    return CheckedCatalog(location, catalog_dir, spec.model_dump(), children, frozenset(hosts))
 
 
-def check_catalog(location: str, *, depth: int = 0, hosts: set[str] | None = None) -> dict[str, Any]:
-    """Validate a catalog (and the catalogs it nests) for untrusted use; return its parsed YAML."""
-    if depth > _MAX_DEPTH:
-        raise UnsafeCatalogError(f"catalog {location}: catalogs nest more than {_MAX_DEPTH} deep; refusing")
-    if hosts is None:
-        hosts = get_config().endpoint_hosts()
-        if "://" in location:
-            hosts = hosts | {urlsplit(location).netloc}
-    try:
-        spec = yaml.safe_load(_read_text(location))
-    except yaml.YAMLError as exc:
-        raise UnsafeCatalogError(f"catalog {location} is not valid YAML: {exc}") from None
-    if not isinstance(spec, dict) or not isinstance(spec.get("sources", {}), dict):
-        raise UnsafeCatalogError(f"catalog {location} has no 'sources' mapping; it is not an intake catalog")
-    for where, text in _strings(spec, "catalog"):
-        if _DANGEROUS.search(text):
-            raise UnsafeCatalogError(f"catalog {location}: {where} uses {_DANGEROUS.search(text).group(0)!r}..."  # type: ignore[union-attr]
-                                     "; shared catalogs may not read environment variables or run shell "
-                                     "commands. Open it with trusted=True only if you wrote it.")
-        for match in _URL.finditer(text):
-            scheme, host = match.group(1).lower(), match.group(2).lower()
-            if scheme in ("file", "local") or (scheme in ("http", "https") and host in hosts):
-                continue
-            raise UnsafeCatalogError(f"catalog {location}: {where} points at {match.group(0)!r}, a host that is "
-                                     f"not configured ({', '.join(sorted(hosts))}); add it with "
-                                     "PERC_EXTRA_HOSTS if you trust it")
-    allowed = allowed_drivers()
-    for name, entry in (spec.get("sources") or {}).items():
-        if not isinstance(entry, dict):
-            raise UnsafeCatalogError(f"catalog {location}: entry {name!r} is not a mapping")
-        driver = str(entry.get("driver", ""))
-        if driver not in allowed:
-            raise UnsafeCatalogError(f"catalog {location}: entry {name!r} uses driver {driver!r}, which is not "
-                                     f"allowed for shared catalogs (allowed: {', '.join(sorted(allowed))}); "
-                                     "add it to PERC_ALLOWED_DRIVERS if you trust it")
-        if driver in _CATALOG_DRIVERS:
-            target = str((entry.get("args") or {}).get("path", ""))
-            base = location if "://" in location else str(Path(location).resolve())
-            target = target.replace("{{ CATALOG_DIR }}", "").replace("{{CATALOG_DIR}}", "").lstrip("/") \
-                if "CATALOG_DIR" in target else target
-            check_catalog(resolve_relative(base, target), depth=depth + 1, hosts=hosts)
-    return spec
+def _checked(location: str) -> CheckedCatalog:
+    if location.startswith("file://"):
+        location = location[len("file://"):]
+    root_dir = "" if is_url(location) else os.path.dirname(os.path.realpath(location))
+    return _check_tree(location, allowed_hosts(location), root_dir, (), [0])
+
+
+def check_catalog(location: str | os.PathLike[str]) -> dict[str, Any]:
+    """Validate a catalog (and the catalogs it nests) for untrusted use; return its validated spec.
+
+    Raises :class:`UnsafeCatalogError` for anything an untrusted catalog may not hold.
+    """
+    return _checked(os.fspath(location)).spec
 
 
 def open_catalog(url_or_path: str | os.PathLike[str], *, trusted: bool = False, **kwargs: Any) -> Any:
-    """Open an intake catalog; untrusted (the default) ones are checked first (see the module docstring)."""
+    """Open an intake catalog; untrusted (the default) ones are read and validated by the platform first.
+
+    Parameters
+    ----------
+    url_or_path
+        Local path, ``file://`` or http(s) URL of the catalog YAML.
+    trusted
+        True opens the catalog with ``intake.open_catalog`` (templates, environment and shell lookups as
+        intake does them): only for catalogs you wrote or whose author you trust.
+    kwargs
+        Passed to the intake catalog (``ttl``, ``name``...).
+    """
     import warnings
 
-    import intake
-
     location = os.fspath(url_or_path)
-    if not trusted:
-        check_catalog(location)
-        kwargs.setdefault("getenv", False)
-        kwargs.setdefault("getshell", False)
-    with warnings.catch_warnings():  # intake 2.0 warns about shell commands on every string default
-        warnings.filterwarnings("ignore", message="Shell command not executed", category=UserWarning)
-        return intake.open_catalog(location, **kwargs)
+    if trusted:
+        import intake
+
+        with warnings.catch_warnings():  # intake 2.0 warns about shell commands on every string default
+            warnings.filterwarnings("ignore", message="Shell command not executed", category=UserWarning)
+            return intake.open_catalog(location, **kwargs)
+    from perc_platform._catalog_intake import UntrustedCatalog
+
+    return UntrustedCatalog(_checked(location), **kwargs)

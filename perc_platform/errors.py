@@ -25,6 +25,7 @@ __all__ = [
     "StarFormatError",
     "StructureFormatError",
     "TruncatedFileError",
+    "UnsafeCatalogError",
     "UnsupportedModeError",
 ]
 
@@ -75,6 +76,10 @@ class SizeLimitError(InputError):
 
 class ParameterError(InputError):
     """A bad parameter (catalog user parameter or function argument)."""
+
+
+class UnsafeCatalogError(InputError):
+    """A catalog opened untrusted asks for something an untrusted catalog may not do."""
 
 
 class IdentifierError(InputError):
