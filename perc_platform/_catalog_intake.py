@@ -18,7 +18,9 @@ from typing import Any
 from intake.catalog import Catalog
 from intake.catalog.local import LocalCatalogEntry, UserParameter
 
+from perc_platform._catalog_load import normalise_host
 from perc_platform._catalog_schema import CheckedCatalog, check_values, refusal, render
+from perc_platform.config import get_config
 from perc_platform.errors import ParameterError
 
 __all__ = ["UntrustedCatalog", "UntrustedEntry"]
@@ -61,8 +63,9 @@ class UntrustedEntry(LocalCatalogEntry):  # type: ignore[misc]
         for par in self._user_parameters:
             if par.name in open_args:
                 open_args[par.name] = par.validate(open_args[par.name])
-        check_values({k: v for k, v in open_args.items() if k != "metadata"}, "args", set(self._checked.hosts),
-                     False, lambda field, problem: refusal(self._checked.location, self.name, field, problem))
+        hosts = set(self._checked.hosts) | {normalise_host(h) for h in get_config().endpoint_hosts()}
+        check_values({k: v for k, v in open_args.items() if k != "metadata"}, "args", hosts, False,
+                     lambda field, problem: refusal(self._checked.location, self.name, field, problem))
         if not self._plugin:
             raise ValueError(f"no intake driver {self._driver!r} is installed for entry {self.name!r}")
         return self._plugin[0], open_args
