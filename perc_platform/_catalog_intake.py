@@ -23,7 +23,7 @@ from perc_platform._catalog_schema import CheckedCatalog, check_values, refusal,
 from perc_platform.config import get_config
 from perc_platform.errors import ParameterError
 
-__all__ = ["UntrustedCatalog", "UntrustedEntry"]
+__all__ = ["SubstitutingEntry", "UntrustedCatalog", "UntrustedEntry"]
 
 
 def _parameters(specs: dict[str, dict[str, Any]]) -> list[UserParameter]:
@@ -38,12 +38,19 @@ def _name_from_path(location: str) -> str:
     return name.replace(".", "_")
 
 
-class UntrustedEntry(LocalCatalogEntry):  # type: ignore[misc]
-    """An entry of an untrusted catalog: rendered by substitution, host-checked, never by Jinja."""
+class SubstitutingEntry(LocalCatalogEntry):  # type: ignore[misc]
+    """A ``LocalCatalogEntry`` whose arguments are filled by substitution, never by Jinja.
 
-    def __init__(self, name: str, *, checked: CheckedCatalog, **kwargs: Any) -> None:
-        self._checked = checked
-        super().__init__(name, getenv=False, getshell=False, catalog_dir=checked.catalog_dir, **kwargs)
+    For entries built from data read elsewhere (an archive's API answer in the metadata, say), which intake
+    would otherwise render as templates. ``getenv``/``getshell`` are off.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.update(getenv=False, getshell=False)
+        super().__init__(*args, **kwargs)
+
+    def _check(self, open_args: dict[str, Any]) -> None:
+        """Refuse the rendered arguments (nothing here; see UntrustedEntry)."""
 
     def _create_open_args(self, user_parameters: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         # intake's merge_pars, without Jinja: parameters (user value or default, validated) fill the
@@ -63,12 +70,23 @@ class UntrustedEntry(LocalCatalogEntry):  # type: ignore[misc]
         for par in self._user_parameters:
             if par.name in open_args:
                 open_args[par.name] = par.validate(open_args[par.name])
-        hosts = set(self._checked.hosts) | {normalise_host(h) for h in get_config().endpoint_hosts()}
-        check_values({k: v for k, v in open_args.items() if k != "metadata"}, "args", hosts, False,
-                     lambda field, problem: refusal(self._checked.location, self.name, field, problem))
+        self._check(open_args)
         if not self._plugin:
             raise ValueError(f"no intake driver {self._driver!r} is installed for entry {self.name!r}")
         return self._plugin[0], open_args
+
+
+class UntrustedEntry(SubstitutingEntry):
+    """An entry of an untrusted catalog: substituted, and its rendered strings host-checked."""
+
+    def __init__(self, name: str, *, checked: CheckedCatalog, **kwargs: Any) -> None:
+        self._checked = checked
+        super().__init__(name, catalog_dir=checked.catalog_dir, **kwargs)
+
+    def _check(self, open_args: dict[str, Any]) -> None:
+        hosts = set(self._checked.hosts) | {normalise_host(h) for h in get_config().endpoint_hosts()}
+        check_values({k: v for k, v in open_args.items() if k != "metadata"}, "args", hosts, False,
+                     lambda field, problem: refusal(self._checked.location, self.name, field, problem))
 
     def get(self, **user_parameters: Any) -> Any:
         child = self._checked.children.get(self.name)

@@ -276,3 +276,23 @@ def test_star_referenced_hosts_are_not_reached(arena: Arena, name: str) -> None:
 def test_the_suite_is_large_enough() -> None:
     assert len(CASES) + len(STAR_CASES) >= 50
     assert sum(c.refused for c in CASES.values()) >= 50
+
+
+@pytest.mark.parametrize("field", ["name", "directory"])
+def test_hostile_empiar_answer_is_not_rendered(tmp_path: Path, field: str) -> None:
+    """An archive's JSON reaches the entries' metadata, which intake would render as a Jinja template."""
+    import json
+
+    from perc_platform.testing.empiar import empiar_archive, imagesets_from_tree
+
+    marker = tmp_path / "pwned"
+    write_stack(tmp_path / "10001" / "data" / "parts" / "a.mrcs", 3, (8, 8))
+    sets = imagesets_from_tree(tmp_path / "10001")
+    sets[0][field] = TEMPLATE_TRICKS["cycler"].replace("MARKER", str(marker))
+    (tmp_path / "10001" / "entry.json").write_text(json.dumps({"EMPIAR-10001": {
+        "title": "t", "imagesets": sets, "cross_references": []}}))
+    with empiar_archive(tmp_path):
+        entry = pp.open_catalog(pp.catalogs.catalog_path()).empiar(entry="EMPIAR-10001")
+        sources = [entry[key] for key in entry]
+    assert sources and not marker.exists()
+    assert sources[0].metadata[field] == sets[0][field]  # kept as text

@@ -11,11 +11,12 @@ from typing import Any, cast
 
 import xarray as xr
 from intake.catalog import Catalog
-from intake.catalog.local import LocalCatalogEntry, UserParameter
+from intake.catalog.local import UserParameter
 from pydantic import NonNegativeFloat, PositiveInt
 
 from intake_perc._lazy import LazyArraySource
 from intake_perc._params import SourceParams, validate_params
+from perc_platform._catalog_intake import SubstitutingEntry
 from perc_platform._version import __version__
 from perc_platform.archives.empiar import DEFAULT_TTL
 
@@ -87,7 +88,8 @@ class EmpiarCatalog(Catalog):
             count = f"{imageset.num_images_or_tilt_series} images" if imageset.num_images_or_tilt_series else ""
             facts = ", ".join(x for x in (imageset.category, imageset.data_format, count,
                                           f"{imageset.pixel_width} A/px" if imageset.pixel_width else "") if x)
-            self._entries[key] = LocalCatalogEntry(
+            # Substituted, not rendered by intake's Jinja: the metadata comes from the archive's answer.
+            self._entries[key] = SubstitutingEntry(
                 key, f"{imageset.name} ({facts}) in {imageset.directory or '/'}", EmpiarImagesetSource,
                 args={"entry": meta.empiar_id, "imageset": key, "ttl": p.ttl, "pattern": "{{ pattern }}",
                       "regex": "{{ regex }}", "star": "{{ star }}"},
