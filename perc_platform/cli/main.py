@@ -18,7 +18,7 @@ from perc_platform.errors import PercError
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules under perc_platform.cli, in the order ``perc --help`` lists them.
-COMMANDS = ["demo", "catalog", "cluster", "fetch", "simulate", "preprocess", "empiar", "classify2d", "neural"]
+COMMANDS = ["demo", "catalog", "cluster", "fetch", "simulate", "preprocess", "empiar", "classify2d", "neural", "tomo"]
 
 
 class _Parser(argparse.ArgumentParser):

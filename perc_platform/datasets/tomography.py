@@ -95,13 +95,20 @@ def open_tilt_series(path_or_url: str | os.PathLike[str], angles: Angles | None 
     return stack
 
 
-def open_tomogram(path_or_url: str | os.PathLike[str], *, chunks: int | None = None,
+def open_tomogram(path_or_url: str | os.PathLike[str], *, level: int = 0, chunks: int | None = None,
                   storage_options: dict[str, Any] | None = None) -> xr.DataArray:
-    """Open a reconstructed tomogram (``.rec``, ``.mrc``) lazily as a ``(z, y, x)`` volume in Angstrom coords.
+    """Open a reconstructed tomogram lazily as a ``(z, y, x)`` volume in Angstrom coords.
 
-    The same reader as :func:`~perc_platform.datasets.volumes.open_volume` (MAPC/MAPR/MAPS and placement
-    honoured), chunked along the sections; only the header is read here.
+    MRC (``.rec``, ``.mrc``) is read like :func:`~perc_platform.datasets.volumes.open_volume` (MAPC/MAPR/MAPS
+    and placement honoured, chunked along the sections); an OME-Zarr group (``.zarr``, as the CZ cryoET Data
+    Portal serves tomograms) through :func:`~perc_platform.datasets.ome_zarr.open_ome_zarr` at scale ``level``.
+    Only headers / metadata are read here.
     """
-    volume = open_volume(path_or_url, chunks=chunks, storage_options=storage_options)
+    url = os.fspath(path_or_url)
+    if url.rstrip("/").lower().split("?", 1)[0].endswith(".zarr"):
+        from perc_platform.datasets.ome_zarr import open_ome_zarr
+
+        return open_ome_zarr(url, level=level, storage_options=storage_options)
+    volume = open_volume(url, chunks=chunks, storage_options=storage_options)
     volume.attrs["kind"] = "tomogram"
     return volume

@@ -17,7 +17,7 @@ from perc_platform.errors import DataNotFoundError, FormatError
 __all__ = ["ANGLE_SUFFIXES", "angle_file_candidates", "read_tilt_angles"]
 
 ANGLE_SUFFIXES = (".tlt", ".rawtlt", ".mdoc")
-_STACK_SUFFIXES = (".st", ".mrc", ".mrcs", ".ali", ".preali")
+_STACK_SUFFIXES = (".st", ".mrc", ".mrcs", ".ali", ".preali", ".tif", ".tiff")
 _MAX_BYTES = 4 * 2**20
 
 
