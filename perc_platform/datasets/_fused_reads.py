@@ -97,14 +97,19 @@ def fuse_stack_reads(dsk: Any) -> dict[Any, Any]:
     return out
 
 
-def _chained(previous: Callable[..., Any]) -> Callable[..., Any]:
-    def optimize(dsk: Any, keys: Any, **kwargs: Any) -> Any:
+class _FusedReadsOptimize:
+    """The array optimiser: this pass, then ``previous``. A module-level class, so dask's configuration (which
+    holds it) still pickles when it is sent to spawned worker processes."""
+
+    perc_fused_reads = True
+
+    def __init__(self, previous: Callable[..., Any]) -> None:
+        self.previous = previous
+
+    def __call__(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
         if any(isinstance(k, tuple) and str(k[0]).startswith(_PREFIX) for k in ensure_dict(dsk)):
             dsk = fuse_stack_reads(dsk)
-        return previous(dsk, list(flatten(keys)) if not isinstance(keys, (list, set)) else keys, **kwargs)
-
-    optimize.perc_fused_reads = True  # type: ignore[attr-defined]
-    return optimize
+        return self.previous(dsk, list(flatten(keys)) if not isinstance(keys, (list, set)) else keys, **kwargs)
 
 
 def install() -> None:
@@ -112,4 +117,4 @@ def install() -> None:
     current = dask.config.get("array_optimize", None)
     if getattr(current, "perc_fused_reads", False) or (current is not None and not current):
         return  # already installed, or the user switched array optimisation off
-    dask.config.set({"array_optimize": _chained(current or dask_optimize)})
+    dask.config.set({"array_optimize": _FusedReadsOptimize(current or dask_optimize)})

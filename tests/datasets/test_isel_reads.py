@@ -61,3 +61,12 @@ def test_the_optimisation_keeps_a_user_choice_to_switch_array_optimisation_off()
     with dask.config.set({"array_optimize": False}):
         _fused_reads.install()
         assert dask.config.get("array_optimize") is False
+
+
+def test_the_installed_optimisation_pickles_with_dask_config() -> None:
+    # dask sends its configuration to spawned worker processes (LocalCluster, dask worker --nanny)
+    import pickle
+
+    _fused_reads.install()
+    again = pickle.loads(pickle.dumps(dask.config.config))
+    assert getattr(again["array_optimize"], "perc_fused_reads", False)
