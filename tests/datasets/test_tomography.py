@@ -97,3 +97,14 @@ def test_remote_tilt_series_and_tomogram_read_only_headers_at_open(tmp_path: Pat
     np.testing.assert_array_equal(series.values, data)
     np.testing.assert_allclose(series["tilt_angle"].values, np.round(angles, 2))
     np.testing.assert_array_equal(volume.values, tomogram)
+
+
+def test_tiff_tilt_series_through_the_format_table(tmp_path: Path) -> None:
+    import tifffile
+
+    data = np.random.default_rng(9).integers(0, 255, size=(5, 16, 12)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "TS_09.tif", data, compression="zlib")
+    write_tlt(tmp_path / "TS_09.tlt", np.arange(-20.0, 21.0, 10.0))
+    series = pp.open_tilt_series(tmp_path / "TS_09.tif")
+    np.testing.assert_array_equal(series.values, tifffile.imread(tmp_path / "TS_09.tif"))
+    assert series["tilt_angle"].values.tolist() == [-20.0, -10.0, 0.0, 10.0, 20.0]

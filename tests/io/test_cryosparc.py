@@ -215,3 +215,15 @@ def test_cs_index_beyond_stack_and_missing_files(tmp_path: Path) -> None:
     table["blob/path"] = b"gone.mrc"
     with pytest.raises(PercError, match="gone.mrc"):
         pp.open_particles(star=_save(tmp_path / "gone.cs", table))
+
+
+def test_remote_cs_file_with_its_stack(tmp_path: Path, server_factory) -> None:
+    data = np.random.default_rng(2).normal(size=(4, 8, 8)).astype(np.float32)
+    _write_stack(tmp_path / "s.mrcs", data)
+    table = _good(3)
+    table["blob/path"] = b">s.mrcs"
+    table["blob/idx"] = [3, 0, 2]
+    _save(tmp_path / "p.cs", table)
+    srv = server_factory(tmp_path)
+    images = pp.open_particles(star=f"{srv.url}/p.cs")
+    np.testing.assert_array_equal(images.values, data[[3, 0, 2]])
