@@ -18,10 +18,9 @@ from typing import Any
 from intake.catalog import Catalog
 from intake.catalog.local import LocalCatalogEntry, UserParameter
 
-from perc_platform._catalog_load import normalise_host
 from perc_platform._catalog_schema import CheckedCatalog, check_values, refusal, render
-from perc_platform.config import get_config
 from perc_platform.errors import ParameterError
+from perc_platform.storage import policy
 
 __all__ = ["SubstitutingEntry", "UntrustedCatalog", "UntrustedEntry"]
 
@@ -84,7 +83,7 @@ class UntrustedEntry(SubstitutingEntry):
         super().__init__(name, catalog_dir=checked.catalog_dir, **kwargs)
 
     def _check(self, open_args: dict[str, Any]) -> None:
-        hosts = set(self._checked.hosts) | {normalise_host(h) for h in get_config().endpoint_hosts()}
+        hosts = set(self._checked.hosts) | policy.allowed_hosts()
         check_values({k: v for k, v in open_args.items() if k != "metadata"}, "args", hosts, False,
                      lambda field, problem: refusal(self._checked.location, self.name, field, problem))
 

@@ -1,11 +1,12 @@
 """Reading an untrusted catalog: one bounded fetch, checked hosts and redirects, bounded YAML.
 
 The catalog text is read once (the validated text is the text that is used), at most ``MAX_BYTES``, over
-HTTP(S) with each redirect checked against the allowed hosts before it is followed and never from https to
-http. The YAML is parsed with a ``SafeLoader`` that counts nodes as they are composed, with aliases counted
-at their expanded size, so an alias bomb fails after reading a few hundred bytes instead of expanding to
-gigabytes; nesting deeper than ``MAX_DEPTH`` fails before Python's recursion limit is near; duplicate keys
-and recursive aliases are refused.
+HTTP(S) with the URL and each redirect checked by the network policy (``perc_platform.storage.policy``,
+with the catalog's own host allowed) before it is followed, never from https to http. The YAML is parsed
+with a ``SafeLoader`` that counts nodes as they are composed, with aliases counted at their expanded size,
+so an alias bomb fails after reading a few hundred bytes instead of expanding to gigabytes; nesting deeper
+than ``MAX_DEPTH`` fails before Python's recursion limit is near; duplicate keys and recursive aliases are
+refused.
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ import http.client
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import yaml
 
 from perc_platform._version import __version__
 from perc_platform.config import get_config
-from perc_platform.errors import DataNotFoundError, PercError, RemoteError, UnsafeCatalogError
+from perc_platform.errors import DataNotFoundError, NetworkPolicyError, PercError, RemoteError, UnsafeCatalogError
+from perc_platform.storage import policy
 from perc_platform.storage._http_connect import open_connection
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "TRUST_HINT", "host_of", "is_url", "load_yaml", "local_dir",
-           "normalise_host", "read_catalog_text",
-           "remote_problem"]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "TRUST_HINT", "is_url", "load_yaml", "local_dir",
+           "read_catalog_text", "remote_problem"]
 
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 32
@@ -37,28 +38,6 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 def is_url(location: str) -> bool:
     """Whether ``location`` names a remote resource (``scheme://``) rather than a local path."""
     return "://" in location and not location.startswith("file://")
-
-
-def host_of(url: str) -> str:
-    """``host`` or ``host:port`` (default ports left out, lower case) of an http(s) URL; "" when it has none."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        return "?bad-port"
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    return host if port is None or port == _DEFAULT_PORTS.get(parts.scheme.lower()) else f"{host}:{port}"
-
-
-def normalise_host(netloc: str) -> str:
-    """A configured ``host[:port]`` in the form :func:`host_of` returns."""
-    netloc = netloc.strip().lower()
-    for default in (":80", ":443"):
-        if netloc.endswith(default):
-            return netloc[: -len(default)]
-    return netloc
 
 
 TRUST_HINT = ("Open it with trusted=True only if you wrote it or trust its author (trusted catalogs are read by "
@@ -73,7 +52,10 @@ def remote_problem(url: str, hosts: set[str]) -> str | None:
     if scheme not in ("http", "https"):
         return (f"{url!r} uses the {scheme + ':' if scheme else 'empty'} scheme; untrusted catalogs reach only "
                 "http(s) URLs")
-    host = host_of(url)
+    try:
+        host = policy.normalise_host(parts.netloc, scheme)
+    except NetworkPolicyError:
+        return f"{url!r} has an invalid port"
     if "@" in parts.netloc or "\\" in parts.netloc or host not in hosts:
         return (f"{url!r} points at host {host or '(none)'!r}, which is not allowed (allowed: "
                 f"{', '.join(sorted(hosts)) or 'none'}); add it to PERC_EXTRA_HOSTS if you trust it")
@@ -104,23 +86,27 @@ def _read_local(path: Path) -> bytes:
 
 
 def _read_http(url: str, hosts: set[str]) -> bytes:
-    timeout, first = get_config().read_timeout, url
+    config = get_config()
+    allowing = get_config(extra_hosts=sorted(hosts | set(config.extra_hosts)))  # the policy, plus the catalog's host
+    first, previous = url, ""
     for _ in range(_MAX_REDIRECTS + 1):
+        try:
+            if previous:
+                policy.check_redirect(previous, url, config=allowing)
+            policy.check_url(url, config=allowing, what="a catalog")
+        except NetworkPolicyError as exc:
+            raise UnsafeCatalogError(f"catalog {first}: {exc}. {TRUST_HINT}") from None
         problem = remote_problem(url, hosts)
         if problem is not None:
             via = f" (redirected from {first})" if url != first else ""
             raise UnsafeCatalogError(f"catalog {url}{via}: {problem}. {TRUST_HINT}")
-        conn, target = open_connection(url, timeout)
+        conn, target = open_connection(url, config.read_timeout)
         try:
             conn.request("GET", target, headers={"Accept-Encoding": "identity",
                                                  "User-Agent": f"perc-platform/{__version__}"})
             response = conn.getresponse()
             if response.status in (301, 302, 303, 307, 308):
-                following = urljoin(url, response.getheader("Location") or "")
-                if urlsplit(url).scheme == "https" and urlsplit(following).scheme != "https":
-                    raise UnsafeCatalogError(f"catalog {url} redirects from https to {following!r}; refusing "
-                                             "the downgrade to plain http")
-                url = following
+                previous, url = url, policy.redirect_target(url, response.getheader("Location") or "")
                 continue
             return _body(url, response)
         except PercError:

@@ -18,11 +18,12 @@ import os
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from perc_platform._catalog_load import host_of, is_url, load_yaml, local_dir, normalise_host, read_catalog_text
+from perc_platform._catalog_load import is_url, load_yaml, local_dir, read_catalog_text
 from perc_platform._catalog_schema import CATALOG_DRIVERS, CheckedCatalog, nested_location, refusal, validate_spec
-from perc_platform.config import get_config
 from perc_platform.errors import DataNotFoundError, UnsafeCatalogError
+from perc_platform.storage import policy
 
 __all__ = ["UnsafeCatalogError", "allowed_drivers", "allowed_hosts", "catalog_path", "check_catalog",
            "open_catalog"]
@@ -62,9 +63,13 @@ def allowed_drivers() -> set[str]:
 
 
 def allowed_hosts(location: str) -> set[str]:
-    """Hosts an untrusted catalog at ``location`` may point at: the endpoints, extra hosts, its own host."""
-    hosts = {normalise_host(h) for h in get_config().endpoint_hosts()}
-    return hosts | {host_of(location)} if is_url(location) else hosts
+    """Hosts an untrusted catalog at ``location`` may point at: what the network policy allows (endpoints,
+    ``PERC_EXTRA_HOSTS``, granted hosts) and the catalog's own host."""
+    hosts = set(policy.allowed_hosts())
+    if is_url(location):
+        parts = urlsplit(location)
+        hosts.add(policy.normalise_host(parts.netloc, parts.scheme.lower()))
+    return hosts
 
 
 def _check_tree(location: str, hosts: set[str], root_dir: str, chain: tuple[str, ...],
@@ -126,4 +131,7 @@ def open_catalog(url_or_path: str | os.PathLike[str], *, trusted: bool = False, 
             return intake.open_catalog(location, **kwargs)
     from perc_platform._catalog_intake import UntrustedCatalog
 
-    return UntrustedCatalog(_checked(location), **kwargs)
+    checked = _checked(location)
+    if is_url(location):  # the sources read the catalog's own host, through the network policy
+        policy.grant_host(location)
+    return UntrustedCatalog(checked, **kwargs)
