@@ -209,3 +209,19 @@ def test_importing_perc_platform_does_not_import_intake() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert out.stdout.strip() == "False"
+
+
+def test_open_grants_the_catalog_host_only_once_it_is_validated(tmp_path: Path, server_factory: Any) -> None:
+    from perc_platform.storage import policy
+
+    srv = server_factory(tmp_path)
+    host = srv.url.split("://", 1)[1]
+    (tmp_path / "bad.yaml").write_text(HOSTILE)
+    (tmp_path / "lab.yaml").write_text(CLEAN)
+    with pytest.raises(UnsafeCatalogError):
+        pp.open_catalog(f"{srv.url}/bad.yaml")
+    check_catalog(f"{srv.url}/lab.yaml")
+    assert host not in policy.granted_hosts()
+    pp.open_catalog(f"{srv.url}/lab.yaml")
+    assert host in policy.granted_hosts()
+    assert policy.check_url(f"{srv.url}/s.mrcs")
