@@ -103,8 +103,13 @@ def particle_parts(source: Source | None = None, star: str | os.PathLike[str] | 
         position = {n: i for i, n in enumerate(names)}
         file_ids = np.array([position[n] for n in meta.stack_names], dtype=np.int32)
         local = meta.image_index
+        whole = meta.whole_file if meta.whole_file is not None else np.zeros(len(local), dtype=bool)
         for fid, f in enumerate(files):
             rows = local[file_ids == fid]
+            if whole[file_ids == fid].any() and f.shape[0] != 1:
+                raise StarFormatError(f"{star}: names the whole file {f.url} (no '@'), which holds {f.shape[0]} "
+                                      "sections; a particle is one 2-D image: write 000001@file to pick one, or "
+                                      "open subtomograms with open_subtomograms / a volume with open_volume")
             if rows.size and rows.max() >= f.shape[0]:
                 error = CsFormatError if star.lower().endswith(".cs") else StarFormatError
                 raise error(f"{star}: refers to image {rows.max() + 1} of {f.url}, which holds "

@@ -17,6 +17,7 @@ import pandas as pd
 
 from perc_platform.conventions import OPTICS_ATTRS, PARTICLE_COORDS
 from perc_platform.errors import StarFormatError
+from perc_platform.io._star_blocks import StarBlock, parse_blocks
 
 __all__ = ["ParticleMetadata", "StarTable", "parse_star_text", "particle_metadata", "read_star"]
 
@@ -31,100 +32,33 @@ class StarTable:
     particles: pd.DataFrame
     optics: pd.DataFrame | None
     source: str
+    #: ``_name value`` pairs given beside a loop, per block (kept apart from the loop's columns).
+    values: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
 
-def _split_row(line: str) -> list[str]:
-    if "'" not in line and '"' not in line:
-        return line.split()
-    return [m.group(1) or m.group(2) or m.group(3) for m in _TOKEN.finditer(line)]
-
-
-_TOKEN = re.compile(r"'([^']*)'|\"([^\"]*)\"|(\S+)")
-
-
-def _typed(values: list[str]) -> pd.Series:
-    series = pd.Series(values, dtype=object)
-    for kind in (np.int64, np.float64):
-        try:
-            return series.astype(kind)
-        except (ValueError, OverflowError):
-            continue
-    return series.astype(str)
-
-
-def _parse_blocks(text: str, source: str) -> dict[str, pd.DataFrame]:
-    blocks: dict[str, pd.DataFrame] = {}
-    lines = text.splitlines()
-    i, n = 0, len(lines)
-    block: str | None = None
-    pairs: dict[str, str] = {}
-
-    def close_pairs() -> None:
-        if block is not None and pairs:
-            blocks[block] = pd.DataFrame({k: _typed([v]) for k, v in pairs.items()})
-            pairs.clear()
-
-    while i < n:
-        line = lines[i].strip()
-        i += 1
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("data_"):
-            close_pairs()
-            block = line[5:].strip()
-            continue
-        if block is None:
-            raise StarFormatError(f"{source}: line {i} comes before any 'data_' block")
-        if line.startswith("loop_"):
-            columns: list[str] = []
-            while i < n and lines[i].strip().startswith("_"):
-                columns.append(lines[i].split()[0][1:])
-                i += 1
-            if not columns:
-                raise StarFormatError(f"{source}: 'loop_' at line {i} has no column names")
-            if len(set(columns)) != len(columns):
-                twice = next(c for c in columns if columns.count(c) > 1)
-                raise StarFormatError(f"{source}: column _{twice} appears more than once in block data_{block}")
-            rows: list[list[str]] = []
-            while i < n:
-                row_line = lines[i].strip()
-                if row_line.startswith(("data_", "loop_", "_")):
-                    break
-                i += 1
-                if not row_line or row_line.startswith("#"):
-                    if not row_line and rows:
-                        break
-                    continue
-                row = _split_row(row_line)
-                if len(row) != len(columns):
-                    raise StarFormatError(f"{source}: line {i} has {len(row)} values for {len(columns)} columns "
-                                          f"of block data_{block}")
-                rows.append(row)
-            table: list[tuple[str, ...]] = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
-            blocks[block] = pd.DataFrame({c: _typed(list(v)) for c, v in zip(columns, table, strict=True)})
-            continue
-        if line.startswith("_"):
-            parts = _split_row(line)
-            if len(parts) < 2:
-                raise StarFormatError(f"{source}: line {i}: '{parts[0]}' has no value")
-            pairs[parts[0][1:]] = parts[1]
-            continue
-        raise StarFormatError(f"{source}: line {i} is neither a loop row nor a '_name value' pair: {line[:60]!r}")
-    close_pairs()
-    return blocks
+def _particle_block(blocks: dict[str, StarBlock], source: str) -> pd.DataFrame:
+    tables = {name: block.table() for name, block in blocks.items() if name != "optics"}
+    candidates = {name: t for name, t in tables.items() if t is not None and "rlnImageName" in t.columns}
+    if not candidates:
+        raise StarFormatError(f"{source}: no block with an rlnImageName column; a particle STAR file needs one "
+                              "(blocks found: " + ", ".join(repr(n) for n in blocks) + ")")
+    if "particles" in candidates:
+        return candidates["particles"]
+    if len(candidates) > 1:
+        raise StarFormatError(f"{source}: blocks {', '.join('data_' + n for n in candidates)} all have an "
+                              "rlnImageName column and none is data_particles; keep one particle table per file")
+    return next(iter(candidates.values()))
 
 
 def parse_star_text(text: str, source: str = "<star>") -> StarTable:
     """Parse STAR text; raise StarFormatError naming ``source`` when it is not a particle STAR file."""
     if "data_" not in text:
         raise StarFormatError(f"{source}: no 'data_' block; this is not a STAR file")
-    blocks = _parse_blocks(text, source)
-    optics = blocks.get("optics")
-    candidates = [df for name, df in blocks.items() if name != "optics" and "rlnImageName" in df.columns]
-    if not candidates:
-        raise StarFormatError(f"{source}: no block with an rlnImageName column; a particle STAR file needs one "
-                              "(blocks found: " + ", ".join(repr(n) for n in blocks) + ")")
-    return StarTable(particles=candidates[0].reset_index(drop=True), optics=optics, source=source)
+    blocks = parse_blocks(text, source)
+    particles = _particle_block(blocks, source)
+    optics = blocks["optics"].table() if "optics" in blocks else None
+    values = {name: dict(block.values) for name, block in blocks.items() if block.loop is not None and block.values}
+    return StarTable(particles=particles.reset_index(drop=True), optics=optics, source=source, values=values)
 
 
 def read_star(path_or_url: str, storage_options: dict[str, Any] | None = None) -> StarTable:
@@ -155,11 +89,28 @@ class ParticleMetadata:
     image_index: np.ndarray
     coords: dict[str, np.ndarray]
     attrs: dict[str, float]
+    #: Rows whose ``rlnImageName`` names a whole file (no ``@``): a single image, or a subtomogram.
+    whole_file: np.ndarray | None = None
 
 
 def _snake(column: str) -> str:
     name = column[3:] if column.startswith("rln") else column
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def _column_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Every column as a NumPy array (text as ``str``), taken a dtype at a time: one 2-D array per dtype
+    instead of one pandas lookup per column, which dominated on files with 10^5 columns."""
+    out: dict[str, np.ndarray] = {}
+    dtypes = frame.dtypes
+    for dtype in dict.fromkeys(dtypes.tolist()):
+        mask = (dtypes == dtype).to_numpy()
+        block = frame.loc[:, mask].to_numpy()
+        if block.dtype.kind == "O":
+            block = block.astype(str)
+        for j, column in enumerate(frame.columns[mask]):
+            out[column] = block[:, j]
+    return {column: out[column] for column in frame.columns}
 
 
 def _unique_value(values: pd.Series) -> float | None:
@@ -188,27 +139,66 @@ def particle_metadata(table: StarTable) -> ParticleMetadata:
                               "STAR file's numeric columns") from None
 
 
-def _particle_metadata(table: StarTable) -> ParticleMetadata:
-    df = table.particles
-    names = df["rlnImageName"].astype(str)
-    parts = names.str.split("@", n=1, expand=True)
-    if parts.shape[1] != 2 or parts[1].isna().any():
-        bad = names[parts[1].isna()].iloc[0] if parts.shape[1] == 2 else names.iloc[0]
-        raise StarFormatError(f"{table.source}: rlnImageName {bad!r} is not of the form 000012@stack.mrcs")
-    try:
-        index = parts[0].astype(np.int64).to_numpy() - 1
-    except (ValueError, OverflowError):
-        raise StarFormatError(f"{table.source}: rlnImageName has a non-numeric image index; "
-                              "expected 000012@stack.mrcs (1-based)") from None
+def _image_names(table: StarTable) -> tuple[pd.Series, list[str], np.ndarray, np.ndarray]:
+    """``rlnImageName`` split into stack names and 0-based indices; a name without ``@`` names a whole file
+    (a single-image file or a RELION subtomogram), marked in the returned mask and given index 0."""
+    names = table.particles["rlnImageName"].astype(str)
+    whole = ~names.str.contains("@", regex=False).to_numpy(dtype=bool)
+    split = names.str.partition("@")
+    stacks = split[2].where(~whole, names)
+    numbers = split[0].where(~whole, "1")
+    empty = stacks.str.strip() == ""
+    if empty.any():
+        row = int(np.flatnonzero(empty.to_numpy())[0])
+        raise StarFormatError(f"{table.source}: rlnImageName {names.iloc[row]!r} (particle row {row + 1}) names no "
+                              "file; expected 000012@stack.mrcs or a file name")
+    good = numbers.str.fullmatch(r"[0-9]{1,18}").to_numpy(dtype=bool)
+    if not good.all():
+        row = int(np.flatnonzero(~good)[0])
+        raise StarFormatError(f"{table.source}: rlnImageName {names.iloc[row]!r} (particle row {row + 1}) has no "
+                              "valid image number before '@'; expected 000012@stack.mrcs (1-based)")
+    index = numbers.astype(np.int64).to_numpy() - 1
     if (index < 0).any():
         raise StarFormatError(f"{table.source}: rlnImageName image indices are 1-based; found 0 or below")
+    return names, stacks.tolist(), index, whole
+
+
+def _optics_rows(df: pd.DataFrame, optics: pd.DataFrame, source: str) -> np.ndarray | None:
+    """For each particle row, the row of ``optics`` that describes it; errors rather than guesses."""
+    grouped = "rlnOpticsGroup" in df.columns
+    if "rlnOpticsGroup" not in optics.columns or not grouped:
+        if len(optics) == 1:
+            return np.zeros(len(df), dtype=np.int64)
+        if not grouped and len(optics) == 0:
+            return None
+        missing = "data_optics" if grouped else "the particle block"
+        raise StarFormatError(f"{source}: data_optics has {len(optics)} rows but {missing} has no rlnOpticsGroup "
+                              "column, so which optics belong to which particle is unknown; add the column")
+    keys = pd.Index(_group_key(optics["rlnOpticsGroup"]))
+    if keys.has_duplicates:
+        twice = optics["rlnOpticsGroup"].iloc[int(np.flatnonzero(keys.duplicated())[0])]
+        raise StarFormatError(f"{source}: optics group {twice} is defined twice in data_optics; each group "
+                              "needs exactly one row")
+    rows = keys.get_indexer(_group_key(df["rlnOpticsGroup"]))
+    if (rows < 0).any():
+        row = int(np.flatnonzero(rows < 0)[0])
+        defined = ", ".join(str(g) for g in optics["rlnOpticsGroup"].tolist()[:10]) or "none"
+        raise StarFormatError(f"{source}: particle row {row + 1} is in optics group "
+                              f"{df['rlnOpticsGroup'].iloc[row]}, which data_optics does not define (it defines "
+                              f"{defined}); add the group to data_optics or fix the particle's rlnOpticsGroup")
+    return np.asarray(rows, dtype=np.int64)
+
+
+def _particle_metadata(table: StarTable) -> ParticleMetadata:
+    df = table.particles.reset_index(drop=True)
+    names, stack_names, index, whole = _image_names(table)
     merged = df
-    optics = table.optics
-    if optics is not None and "rlnOpticsGroup" in df.columns and "rlnOpticsGroup" in optics.columns:
-        extra = [c for c in optics.columns if c not in df.columns]
-        right = optics[extra].assign(_group=_group_key(optics["rlnOpticsGroup"]))
-        merged = df.assign(_group=_group_key(df["rlnOpticsGroup"])).merge(right, on="_group", how="left")
-        merged = merged.drop(columns="_group")
+    if table.optics is not None:
+        rows = _optics_rows(df, table.optics, table.source)
+        extra = [c for c in table.optics.columns if c not in df.columns]
+        if rows is not None and extra:
+            joined = table.optics[extra].iloc[rows].reset_index(drop=True)
+            merged = pd.concat([df, joined], axis=1)
     pixel = None
     for column in ("rlnImagePixelSize", "rlnPixelSize", "rlnMicrographPixelSize"):
         if column in merged.columns:
@@ -233,14 +223,10 @@ def _particle_metadata(table: StarTable) -> ParticleMetadata:
                 coords[name] = merged[column].astype(float).to_numpy()
     skip = {"rlnImageName", "rlnImagePixelSize", "rlnPixelSize", "rlnMicrographPixelSize", "rlnDetectorPixelSize",
             "rlnMagnification", *OPTICS_ATTRS.values()}
-    for column in merged.columns:
+    for column, values in _column_arrays(merged).items():
         if column in skip:
             continue
-        name = _COORD_OF_COLUMN.get(column, _snake(column))
-        values = merged[column].to_numpy()
-        if values.dtype == object:
-            values = values.astype(str)
-        coords.setdefault(name, values)
+        coords.setdefault(_COORD_OF_COLUMN.get(column, _snake(column)), values)
     coords["image_name"] = names.to_numpy().astype(str)
     # RELION 3.0 shifts are in pixels; the convention stores Angstrom.
     if pixel is not None:
@@ -249,4 +235,4 @@ def _particle_metadata(table: StarTable) -> ParticleMetadata:
             if column in merged.columns and f"rlnOrigin{axis.upper()}Angst" not in merged.columns:
                 coords[f"shift_{axis}"] = merged[column].astype(float).to_numpy() * pixel.to_numpy()
                 coords.pop(f"origin_{axis}", None)
-    return ParticleMetadata(stack_names=parts[1].tolist(), image_index=index, coords=coords, attrs=attrs)
+    return ParticleMetadata(stack_names=stack_names, image_index=index, coords=coords, attrs=attrs, whole_file=whole)

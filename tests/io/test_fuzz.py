@@ -6,14 +6,17 @@ from __future__ import annotations
 import os
 import tempfile
 import tracemalloc
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+import starfile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from perc_platform.errors import PercError
+from perc_platform.errors import PercError, StarFormatError
 from perc_platform.io import MrcStackArray, MrcVolumeArray, open_mrc_file, parse_header
 from perc_platform.io.star import parse_star_text, particle_metadata
 
@@ -158,6 +161,121 @@ def test_star_parser_never_fails_unexpectedly(text: str) -> None:
     assert (np.asarray(meta.image_index) >= 0).all()
 
 
+def _blocks(text: str) -> list[tuple[int, int]]:
+    """(first, end) line numbers of each data_ block."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip().startswith("data_")]
+    return list(zip(starts, [*starts[1:], len(lines)], strict=True))
+
+
+def _loop_rows(lines: list[str]) -> list[int]:
+    return [i for i, line in enumerate(lines) if line.strip() and not line.strip().startswith(("data_", "loop_", "_",
+                                                                                                "#"))]
+
+
+@st.composite
+def structural_stars(draw: st.DrawFn) -> str:
+    """Real STAR files with their structure mutated: repeated blocks and loops, missing or repeated optics
+    groups, empty quoted values, pairs beside loops, image names without a stack or without '@', wide rows."""
+    text = draw(st.sampled_from(STARS))
+    for _ in range(draw(st.integers(1, 3))):
+        lines = text.splitlines()
+        blocks = _blocks(text)
+        action = draw(st.sampled_from(["repeat_block", "repeat_loop", "group", "optics_row", "empty_quoted",
+                                       "pair", "name", "wide"]))
+        rows = _loop_rows(lines)
+        if action == "repeat_block" and blocks:
+            first, end = draw(st.sampled_from(blocks))
+            lines += ["", *lines[first:end]]
+        elif action == "repeat_loop" and blocks:
+            first, end = draw(st.sampled_from(blocks))
+            loop = [line for line in lines[first + 1:end] if line.strip()]
+            lines[end:end] = ["", *loop]
+        elif action in ("group", "optics_row", "empty_quoted", "name") and rows:
+            i = draw(st.sampled_from(rows))
+            parts = lines[i].split()
+            j = draw(st.integers(0, len(parts) - 1))
+            if action == "group":
+                parts[j] = draw(st.sampled_from(["2", "7", "0", "opticsGroup9"]))
+            elif action == "optics_row":
+                lines.insert(i, lines[i])
+                continue
+            elif action == "empty_quoted":
+                parts[j] = draw(st.sampled_from(["''", '""', "' '"]))
+            else:
+                parts[j] = draw(st.sampled_from(["1@", "@", "@s.mrcs", "s.mrcs", "sub/t.mrc", "'1@'", "1@@s"]))
+            lines[i] = " ".join(parts)
+        elif action == "pair" and blocks:
+            _, end = draw(st.sampled_from(blocks))
+            name = draw(st.sampled_from(["_rlnImageName", "_rlnOpticsGroup", "_rlnVoltage", "_rlnFoo"]))
+            lines.insert(end, f"{name} {draw(st.sampled_from(['1', '000001@x.mrcs', 'abc']))}")
+        elif action == "wide" and rows and blocks:
+            # k more columns on the last loop's header and on every row of it
+            first, end = blocks[-1]
+            k = draw(st.integers(1, 1000))
+            header_end = max((n for n in range(first, end) if lines[n].strip().startswith("_")), default=None)
+            if header_end is None:
+                continue
+            lines[header_end + 1:header_end + 1] = [f"_rlnWide{c}" for c in range(k)]
+            extra = " " + " ".join(["0.5"] * k)
+            lines = [line + extra if first < n and (n > header_end + k) and n < end + k and line.strip()
+                     and not line.strip().startswith(("_", "#", "loop_", "data_")) else line
+                     for n, line in enumerate(lines)]
+        text = "\n".join(lines) + "\n"
+    return text
+
+
+def _reference_table(text: str) -> pd.DataFrame | None:
+    """The particle table as the ``starfile`` package reads it, or None where it cannot read the file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ref.star"
+        path.write_text(text, encoding="utf-8")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                blocks = starfile.read(path, always_dict=True)
+        except Exception:  # any failure of the reference means "no reference"
+            return None
+    tables = {name: (pd.DataFrame([block]) if isinstance(block, dict) else block) for name, block in blocks.items()
+              if name != "optics"}
+    tables = {name: t for name, t in tables.items() if "rlnImageName" in t.columns}
+    if "particles" in tables:
+        return tables["particles"]
+    return next(iter(tables.values())) if len(tables) == 1 else None
+
+
+def _same_values(ours: pd.Series, theirs: pd.Series) -> bool:
+    a, b = pd.to_numeric(ours, errors="coerce"), pd.to_numeric(theirs, errors="coerce")
+    if a.notna().all() and b.notna().all():
+        return bool(np.allclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-12, equal_nan=True))
+    return ours.astype(str).tolist() == theirs.astype(str).tolist()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example,
+                                                                   HealthCheck.data_too_large])
+@given(text=structural_stars())
+def test_structural_mutations_give_star_errors_or_the_right_data(text: str) -> None:
+    try:
+        table = parse_star_text(text, "fuzz.star")
+        meta = particle_metadata(table)
+    except StarFormatError:
+        _count("STAR structure", "clear error")
+        return
+    _count("STAR structure", "parsed")
+    assert len(meta.stack_names) == len(meta.image_index) == len(table.particles)
+    assert all(meta.stack_names) and (np.asarray(meta.image_index) >= 0).all()
+    if "'" in text or '"' in text or table.values:
+        return  # starfile splits quoted values and mixes pairs beside a loop into it: no reference there
+    reference = _reference_table(text)
+    if reference is None:
+        return
+    _count("STAR structure", "checked against starfile")
+    assert list(reference.columns) == list(table.particles.columns)
+    assert len(reference) == len(table.particles)
+    for column in table.particles.columns:
+        assert _same_values(table.particles[column], reference[column]), column
+
+
 def test_zz_report_outcomes(capsys: pytest.CaptureFixture[str]) -> None:
     """Print how many inputs each parser saw and how they ended (read by the closing note)."""
     with capsys.disabled():
@@ -165,8 +283,10 @@ def test_zz_report_outcomes(capsys: pytest.CaptureFixture[str]) -> None:
             print(f"\nfuzz {parser}: {sum(outcomes.values())} inputs, {outcomes}")
     if not OUTCOMES:
         pytest.skip("reports the fuzz tests' counts; run it with them (the whole file)")
-    assert set(OUTCOMES) == {"MRC header", "MRC file", "STAR"}
-    assert all(sum(o.values()) >= 1000 for o in OUTCOMES.values())
+    assert set(OUTCOMES) == {"MRC header", "MRC file", "STAR", "STAR structure"}
+    assert all(sum(o.values()) >= 1000 for p, o in OUTCOMES.items() if p != "STAR structure")
+    structure = OUTCOMES["STAR structure"]
+    assert structure.get("clear error", 0) >= 50 and structure.get("checked against starfile", 0) >= 20
 
 
 def test_found_by_fuzzing_duplicate_columns_and_mixed_group_ids() -> None:
