@@ -58,7 +58,7 @@ def catalog_path(name: str = "perc.yaml") -> Path:
 def allowed_drivers() -> set[str]:
     """The platform's own drivers, intake's ``yaml_file_cat`` and ``PERC_ALLOWED_DRIVERS`` (comma-separated)."""
     ours = {ep.name for ep in entry_points(group="intake.drivers") if ep.value.startswith("intake_perc")}
-    extra = {d.strip() for d in os.environ.get("PERC_ALLOWED_DRIVERS", "").split(",") if d.strip()}
+    extra = set(get_config().allowed_drivers)
     return ours | set(CATALOG_DRIVERS) | extra
 
 

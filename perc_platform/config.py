@@ -1,21 +1,29 @@
-"""Settings with environment overrides (``PERC_*``).
+"""Settings with environment overrides (``PERC_*``), and settings passed as values (:func:`override`).
 
 ``get_config()`` reads the environment at every call, so a test or a worker plugin that changes ``PERC_*``
 variables is seen at once; the settings are rebuilt only when one of them changed (building costs ~0.5 ms).
+Inside ``with override(cache_dir=..., offline=True):`` those values win over the environment, in every
+thread of the process (and on the cluster's workers, which get the settings in force when they connect).
+List settings (``PERC_EXTRA_HOSTS``, ``PERC_ALLOWED_DRIVERS``) are comma-separated; a JSON list works too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from perc_platform.errors import ConfigError
 
-__all__ = ["ENDPOINTS", "PercConfig", "get_config"]
+__all__ = ["ENDPOINTS", "PercConfig", "get_config", "override"]
 
 #: Archive endpoints: setting name -> default base URL (../shared/data/api/SHAPES.md).
 ENDPOINTS: dict[str, str] = {
@@ -49,16 +57,46 @@ class PercConfig(BaseSettings):
     empiar_files_url: str = ENDPOINTS["empiar_files_url"]
     emdb_files_url: str = ENDPOINTS["emdb_files_url"]
     emdb_api_url: str = ENDPOINTS["emdb_api_url"]
-    extra_hosts: list[str] = Field(default_factory=list)
+    extra_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_drivers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     scheduler_address: str | None = None
-    connect_timeout: float = Field(10.0, gt=0)
-    read_timeout: float = Field(60.0, gt=0)
+    # Bounded so that a socket accepts them (inf or 1e300 overflow its C timeval).
+    connect_timeout: float = Field(10.0, gt=0, le=86400)
+    read_timeout: float = Field(60.0, gt=0, le=86400)
     retries: int = Field(4, ge=0, le=20)
-    backoff: float = Field(0.5, ge=0)
+    backoff: float = Field(0.5, ge=0, le=3600)
     chunk_bytes: int = Field(64 * 2**20, gt=0)
     max_array_bytes: int = Field(64 * 2**30, gt=0)
     max_decompressed_bytes: int = Field(16 * 2**30, gt=0)
     offline: bool = False
+
+    @field_validator("extra_hosts", "allowed_drivers", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        # "a,b" (as the README documents and shells write) or a JSON list; never a pydantic SettingsError.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except ValueError:
+                    raise ValueError(f"{text!r} is neither comma-separated names nor a JSON list") from None
+            else:
+                return [part.strip() for part in text.split(",") if part.strip()]
+        if isinstance(value, (list, tuple, set)):
+            return [str(v).strip() for v in value if str(v).strip()]
+        return value
+
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _cache_dir(cls, value: Any) -> Any:
+        if isinstance(value, (str, os.PathLike)):
+            text = os.fspath(value).strip()
+            if not text:
+                raise ValueError("is empty, which would put the cache in the working folder; give a folder or "
+                                 "unset it for the default ~/.cache/perc-platform")
+            return Path(text).expanduser()
+        return value
 
     @field_validator(*ENDPOINTS, mode="after")
     @classmethod
@@ -80,29 +118,67 @@ def _environment_key() -> tuple[tuple[str, str], ...]:
                         if k.upper().startswith("PERC_") or k in ("XDG_CACHE_HOME", "HOME")))
 
 
-_cache: dict[tuple[tuple[str, str], ...], PercConfig] = {}
+_cache: dict[tuple[Any, ...], PercConfig] = {}
+_overrides: list[dict[str, Any]] = []
+_overrides_lock = threading.Lock()
+
+
+def _active(extra: dict[str, Any]) -> dict[str, Any]:
+    with _overrides_lock:
+        merged = {k: v for layer in _overrides for k, v in layer.items()}
+    merged.update(extra)
+    return merged
 
 
 def get_config(**overrides: object) -> PercConfig:
-    """Current settings from the environment, with keyword overrides; raises ConfigError when invalid.
+    """Current settings: the environment, then any :func:`override` in force, then keyword overrides; raises
+    ConfigError when invalid.
 
-    Settings are rebuilt whenever a ``PERC_*`` variable changes and reused otherwise (building them costs
-    milliseconds, and clients ask for them on every request).
+    Settings are rebuilt whenever a ``PERC_*`` variable or an override changes and reused otherwise (building
+    them costs milliseconds, and clients ask for them on every request).
     """
-    key = _environment_key()
-    if not overrides and key in _cache:
+    values = _active(dict(overrides))
+    try:
+        key: tuple[Any, ...] = (_environment_key(), tuple(sorted((k, repr(v)) for k, v in values.items())))
+    except TypeError:  # an override whose repr cannot be sorted or taken: build without caching
+        return _build(values)
+    if key in _cache:
         return _cache[key]
-    config = _build(overrides)
-    if not overrides:
-        if len(_cache) > 64:
-            _cache.clear()
-        _cache[key] = config
+    config = _build(values)
+    if len(_cache) > 64:
+        _cache.clear()
+    _cache[key] = config
     return config
 
 
-def _build(overrides: dict[str, object]) -> PercConfig:
+@contextlib.contextmanager
+def override(**settings: Any) -> Iterator[PercConfig]:
+    """Use these settings (field names of :class:`PercConfig`, e.g. ``cache_dir``, ``offline``) inside the block.
+
+    They win over ``PERC_*`` variables for the whole process (all threads) until the block ends, and are
+    checked at once: an unknown name or a bad value raises ConfigError before the block runs. Yields the
+    settings in force.
+    """
+    unknown = sorted(set(settings) - set(PercConfig.model_fields))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; the settings are: "
+                          f"{', '.join(PercConfig.model_fields)}")
+    layer = dict(settings)
+    config = get_config(**_active(layer))
+    with _overrides_lock:
+        _overrides.append(layer)
     try:
-        return PercConfig(**overrides)  # type: ignore[arg-type]
+        yield config
+    finally:
+        with _overrides_lock:
+            # by identity: blocks in other threads may end in another order
+            index = next(i for i, item in enumerate(_overrides) if item is layer)
+            del _overrides[index]
+
+
+def _build(overrides: dict[str, Any]) -> PercConfig:
+    try:
+        return PercConfig(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
             f"PERC_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()

@@ -92,7 +92,7 @@ def emdb_number(emdb_id: object) -> str:
 
 def validate_empiar_id(empiar_id: object) -> str:
     """Canonical EMPIAR id ``EMPIAR-<N>`` from ``EMPIAR-10025``, ``10025`` or the int 10025."""
-    return _numbered(empiar_id, "EMPIAR id", _EMPIAR, "EMPIAR-10025", "'EMPIAR-10025' or 10025", "EMPIAR-{}")
+    return _numbered(empiar_id, "EMPIAR id", _EMPIAR, "EMPIAR-10025", "'EMPIAR-10025' or 10025", "EMPIAR-{:05d}")
 
 
 def empiar_number(empiar_id: object) -> str:

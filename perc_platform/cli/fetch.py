@@ -42,11 +42,10 @@ def _ids(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from perc_platform.testing._env import environment
+    from perc_platform.config import override
 
     ids = _ids(args)
-    # config is read from the environment at each call
-    with environment({"PERC_OFFLINE": "1"} if args.offline else {}):
+    with override(**({"offline": True} if args.offline else {})):
         return _fetch_all(args, ids)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from perc_platform.testing._env import environment
+from perc_platform.config import override
 
 __all__ = ["run_demo"]
 
@@ -31,15 +31,39 @@ def _step(name: str, timings: dict[str, float]) -> Iterator[None]:
     _say(f"{name}: done in {timings[name]:.1f} s")
 
 
-def _serve(archive: Any, stack: ExitStack) -> Any:
-    """Start the loopback archive (RCSB, EMDB and EMPIAR routes) with PERC_*_URL pointing at it."""
-    from perc_platform.testing.archive import archive_server
+def _settings(variables: dict[str, str]) -> dict[str, str]:
+    """``{"PERC_RCSB_FILES_URL": u}`` (what the loopback archive reports) as settings ``{"rcsb_files_url": u}``."""
+    return {name[len("PERC_"):].lower(): value for name, value in variables.items()}
+
+
+def _serve(archive: Any, stack: ExitStack, client: Any) -> Any:
+    """Start the loopback archive (RCSB, EMDB and EMPIAR routes) and use it as the archives' endpoints, here
+    and on the cluster's workers (passed as settings, not through the environment)."""
+    from perc_platform.cluster import register_config_plugin
+    from perc_platform.testing.archive import ArchiveServer
     from perc_platform.testing.empiar import add_empiar_routes
 
-    server = stack.enter_context(archive_server(*archive.indexed))
-
-    stack.enter_context(environment(add_empiar_routes(server, archive.root / "empiar")))
+    server = ArchiveServer(*archive.indexed).start()
+    stack.callback(server.stop)
+    endpoints = {**server.env, **add_empiar_routes(server, archive.root / "empiar")}
+    stack.enter_context(override(**_settings(endpoints)))
+    register_config_plugin(client)  # the workers started before the archive did: give them its endpoints
     return server
+
+
+@contextmanager
+def _proxy_bypass(values: dict[str, str]) -> Iterator[None]:
+    """Set the ``no_proxy`` variables (read by urllib and aiohttp, not by perc-platform) inside the block."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def loopback_direct() -> dict[str, str]:
@@ -61,7 +85,7 @@ def run_demo(out_dir: Path, *, real_data: Path | None = None, n_particles: int =
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     # The demo's ids (9DEM, EMD-90001, ...) are made up: keep them out of the user's real cache.
-    with environment({"PERC_CACHE_DIR": str(out / "cache"), **loopback_direct()}):
+    with override(cache_dir=out / "cache"), _proxy_bypass(loopback_direct()):
         return _run(out, real_data, n_particles, classes, fit_steps)
 
 
@@ -82,7 +106,7 @@ def _run(out: Path, real_data: Path | None, n_particles: int, classes: int, fit_
         with _step("making the mini archive", timings):
             archive = real_data_archive(real_data, out / "archive") if real_data else \
                 build_mini_archive(out / "archive", n_particles=n_particles, say=_say)
-            server = _serve(archive, stack)
+            server = _serve(archive, stack, client)
             _say(f"loopback archive at {server.url} serving {archive.pdb_id}, {archive.emdb_id}, {archive.empiar_id}")
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Shell command not executed", category=UserWarning)

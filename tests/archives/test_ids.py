@@ -78,3 +78,15 @@ def test_bad_ids_are_refused_before_any_request_or_write(bad: str, archive: Arch
 def test_non_strings_are_refused(bad: object) -> None:
     with pytest.raises(IdentifierError, match="must be a string"):
         validate_uniprot(bad)
+
+
+@pytest.mark.parametrize("raw", ["EMPIAR-01234", "empiar_01234", "01234", "010025", "EMPIAR-123456", "EMD-0001",
+                                 "emd_01234", "1aki", "pdb_00001aki", "p00698", " P00698 "])
+def test_a_canonical_id_validates_to_itself(raw: str) -> None:
+    for validate in (validate_empiar_id, validate_emdb_id, validate_pdb_id, validate_uniprot):
+        try:
+            canonical = validate(raw)
+        except IdentifierError:
+            continue
+        assert validate(canonical) == canonical, (validate.__name__, raw, canonical)
+    assert validate_empiar_id("EMPIAR-01234") == "EMPIAR-01234" and validate_empiar_id("010025") == "EMPIAR-10025"
