@@ -13,6 +13,8 @@ The cleaned structure is written with gemmi in the input's format, and a report 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ __all__ = [
     "CleanOptions",
     "CleanReport",
     "clean_structure",
+    "cleaned_key",
     "map_signal_identity",
     "map_signal_sifts",
     "read_for_cleaning",
@@ -69,6 +72,17 @@ class CleanReport:
                 f"{f' ({ranges})' if ranges else ''}, {self.hydrogen_atoms} hydrogen atom(s), "
                 f"{self.water_residues} water(s), {self.hetero_residues} hetero residue(s); "
                 f"{self.atoms_before} -> {self.atoms_after} atoms")
+
+
+def cleaned_key(original: Path, options: CleanOptions, accession: str | None, signal_ranges: ChainRanges) -> str:
+    """A short digest of everything that shapes a cleaned file: the input file (path, size, mtime), the
+    options, the accession and the residue ranges removed. Two accessions mapped to one entry (with different
+    signal peptides) get different cached files."""
+    stat = original.stat()
+    what = {"original": str(original.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns,
+            "options": options.tag(), "accession": accession,
+            "ranges": {chain: sorted(map(list, r)) for chain, r in sorted(signal_ranges.items())}}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def map_signal_sifts(signals: Iterable[tuple[int, int]],

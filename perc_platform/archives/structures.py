@@ -130,8 +130,9 @@ def _signal_ranges(choice: StructureChoice, path: Path) -> dict[str, list[tuple[
 
 def _cleaned(original: Path, choice: StructureChoice, fmt: str, options: _clean.CleanOptions
              ) -> tuple[Path, _clean.CleanReport]:
-    target = archive_path("cleaned", f"{original.stem}.{options.tag()}.{fmt}")
     ranges = _signal_ranges(choice, original) if options.signal else {}
+    key = _clean.cleaned_key(original, options, choice.accession, ranges)
+    target = archive_path("cleaned", f"{original.stem}.{options.tag()}.{key}.{fmt}")
     structure = _clean.read_for_cleaning(original)
     report = _clean.clean_structure(structure, options, ranges)
     with entry_lock(target):

@@ -99,7 +99,7 @@ def test_alphafold_signal_peptide_residues_are_removed_exactly(archive: ArchiveS
 def test_cleaning_a_bare_pdb_id_skips_the_signal_step(archive: ArchiveServer) -> None:
     fetched = archives.fetch_structure("1AKI", clean=True)
     assert fetched.clean_report is not None and fetched.clean_report.water_residues == 78
-    assert fetched.path.name == "1AKI.clean-hydrogens-waters-hetero.cif"
+    assert fetched.path.name.startswith("1AKI.clean-hydrogens-waters-hetero.") and fetched.path.suffix == ".cif"
 
 
 def test_hydrogens_are_removed(archive: ArchiveServer, shared: Path, tmp_path: Path) -> None:
