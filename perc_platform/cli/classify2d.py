@@ -58,12 +58,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _open(args: argparse.Namespace) -> Any:
     from perc_platform.errors import ParameterError
 
-    if bool(args.entry) == bool(args.stacks):
-        raise ParameterError("give either --entry ENTRY or particle stack paths, not both or neither")
-    if args.stacks:
+    if bool(args.entry) == bool(args.stacks or args.star):
+        raise ParameterError("give either --entry ENTRY or particle stack paths (or --star), not both or neither")
+    if args.stacks or args.star:
         from perc_platform.datasets import open_particles
 
-        return open_particles(args.stacks if len(args.stacks) > 1 else args.stacks[0], star=args.star)
+        stacks = (args.stacks if len(args.stacks) > 1 else args.stacks[0]) if args.stacks else None
+        return open_particles(stacks, star=args.star)
     import intake
 
     from perc_platform.catalogs import catalog_path

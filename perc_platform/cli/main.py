@@ -18,7 +18,8 @@ from perc_platform.errors import PercError
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules under perc_platform.cli, in the order ``perc --help`` lists them.
-COMMANDS = ["demo", "catalog", "cluster", "fetch", "simulate", "preprocess", "empiar", "classify2d", "neural", "tomo"]
+COMMANDS = ["demo", "catalog", "cluster", "fetch", "simulate", "preprocess", "empiar", "classify2d", "loader",
+            "neural", "tomo"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--chunk-size", type=int, default=None, help="particles per chunk")
     parser.add_argument("--mrcs", type=Path, default=None, help="also write this .mrcs (+ .star)")
     parser.add_argument("--overwrite", action="store_true", help="start again instead of resuming")
+    parser.add_argument("--random", type=int, default=None, metavar="N",
+                        help="keep a random subset of N particles (seeded by --seed)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
     parser.set_defaults(func=run)
 
 
@@ -34,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         result = preprocess(images, args.out, box=args.box, window=args.window,
                             normalise=None if args.normalise == "none" else args.normalise,
                             chunk_size=args.chunk_size, mrcs=args.mrcs, overwrite=args.overwrite,
-                            progress=progress_printer("preprocess"))
+                            progress=progress_printer("preprocess"), random=args.random, seed=args.seed)
     finally:
         close_client()
     print(f"wrote {args.out}: {result.sizes['particle']} particles of {result.sizes['x']} px at "

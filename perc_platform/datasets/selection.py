@@ -98,3 +98,17 @@ def select_particles(images: xr.DataArray, indices: Sequence[int] | np.ndarray |
         return picked
     positions = np.arange(images.sizes["particle"])[indices]
     return picked.copy(data=lazy_particles(source.subset(positions), chunk_size))
+
+
+def random_subset(n: int | np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` positions drawn without replacement (seeded) from ``range(n)`` or from given positions, sorted.
+
+    cryoDRGN's ``select_random`` with a seed: the same ``(n, count, seed)`` always gives the same subset, and
+    sorted positions keep reads in file order.
+    """
+    pool = np.asarray(n, dtype=np.int64) if np.ndim(n) else np.arange(int(n))  # type: ignore[arg-type]
+    if not 0 < int(count) <= pool.size:
+        from perc_platform.errors import ParameterError
+
+        raise ParameterError(f"random={count}: give a subset size from 1 to the {pool.size} particles selected")
+    return np.sort(np.random.default_rng(int(seed)).choice(pool, size=int(count), replace=False)).astype(np.int64)

@@ -13,6 +13,7 @@ import torch
 import xarray as xr
 from torch.utils.data import DataLoader
 
+from perc_platform.datasets.selection import random_subset
 from perc_platform.errors import ParameterError
 from perc_platform.ml._batches import BatchIterable
 from perc_platform.ml._dataset import ParticleDataset
@@ -110,6 +111,9 @@ class ParticleLoader:
         free memory (``DEVICE_MEMORY_FRACTION``, leaving room for the model); the choice is in
         :attr:`mode_reason`. The images are read there through small pinned staging arrays, with no host
         copy of the whole selection. ``True`` also works on the CPU (a torch gather instead of NumPy's).
+    random
+        Use a random subset of this many of the selected particles (seeded by ``seed``, sorted; see
+        ``perc_platform.datasets.selection.random_subset``), as cryoDRGN's ``select_random``.
     """
 
     def __init__(self, images: xr.DataArray, batch_size: int = 256, mode: str = "auto", *,
@@ -121,13 +125,16 @@ class ParticleLoader:
                  rank: int | None = None, world_size: int | None = None, memory_fraction: float = 0.5,
                  reader: ChunkReader | None = None, dtype: Any = "float32", non_blocking: bool = True,
                  pin_memory: bool = True, multiprocessing_context: Any = None,
-                 memory_on_device: bool | None = None) -> None:
+                 memory_on_device: bool | None = None, random: int | None = None) -> None:
         if mode not in ("stream", "memory", "auto"):
             raise ParameterError(f"mode={mode!r}: choose 'stream', 'memory' or 'auto'")
         if num_workers < 0:
             raise ParameterError(f"num_workers={num_workers} must be >= 0")
         self.device = resolve_device(device)
-        self.dataset = ParticleDataset(images, indices=_split_indices(split, int(images.shape[0])), labels=labels,
+        indices = _split_indices(split, int(images.shape[0]))
+        if random is not None:
+            indices = random_subset(int(images.shape[0]) if indices is None else indices, random, seed)
+        self.dataset = ParticleDataset(images, indices=indices, labels=labels,
                                        classes=classes, metadata=metadata, dtype=dtype, reader=reader)
         self.rank = capture_rank(rank, world_size)
         self.seed = int(seed)

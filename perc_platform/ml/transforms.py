@@ -3,6 +3,8 @@
 Every transform takes a tensor ``(batch, y, x)`` (on any device) and returns one; random transforms also take
 a ``torch.Generator`` on that device (the loaders pass one seeded by seed, epoch, shard and batch, so runs
 repeat exactly). Plain callables ``f(images) -> images`` mix in freely; a list is composed in order.
+:class:`Rotate` (any angle, bilinear or Fourier) and :class:`Rescale` (up or down, to a box or a pixel size)
+live in ``perc_platform.ml._resample`` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ __all__ = [
     "PercentileNormalize",
     "RandomFlip",
     "RandomRotate90",
+    "Rescale",
+    "Rotate",
     "Standardize",
     "Transform",
     "compose",
@@ -268,3 +272,7 @@ class RandomRotate90(Transform):
         for turns in (1, 2, 3):
             out = torch.where(k == turns, torch.rot90(images, turns, dims=(-2, -1)), out)
         return out
+
+
+from perc_platform.ml._resample import Rescale as Rescale  # noqa: E402  (it builds on Transform above)
+from perc_platform.ml._resample import Rotate as Rotate  # noqa: E402

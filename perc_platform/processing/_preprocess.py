@@ -96,7 +96,7 @@ def store_progress(store: str | os.PathLike[str]) -> tuple[int, int]:
 def preprocess(images: xr.DataArray, store: str | os.PathLike[str], *, box: int | None = None,
                window: bool | tuple[float, float] = True, normalise: Normalise = "background",
                chunk_size: int | None = None, mrcs: str | os.PathLike[str] | None = None, overwrite: bool = False,
-               progress: Progress | None = None) -> xr.DataArray:
+               progress: Progress | None = None, random: int | None = None, seed: int = 0) -> xr.DataArray:
     """Window, Fourier-crop to ``box`` and normalise ``images`` chunk-parallel on the cluster into ``store``.
 
     Parameters
@@ -122,10 +122,18 @@ def preprocess(images: xr.DataArray, store: str | os.PathLike[str], *, box: int 
         Also write the result to this ``.mrcs`` with a RELION 3.1 STAR file beside it.
     progress
         Called with ``(done, total)`` chunks as chunks finish (the CLI shows a progress line).
+    random, seed
+        Keep only a random subset of ``random`` particles, drawn with ``seed`` (cryoDRGN's ``select_random``;
+        sorted, so reads stay in file order); the ``source_index`` coord holds their positions in ``images``.
 
     Returns the result opened lazily from the store (``open_preprocessed``).
     """
     validate_particles(images)
+    if random is not None:
+        from perc_platform.datasets.selection import random_subset, select_particles
+
+        chosen = random_subset(int(images.shape[0]), random, seed)
+        images = select_particles(images, chosen).assign_coords(source_index=(images.dims[0], chosen))
     n, ny, nx = images.shape
     if ny != nx:
         raise ParameterError(f"images are {nx}x{ny}; preprocessing needs square images")
@@ -140,6 +148,8 @@ def preprocess(images: xr.DataArray, store: str | os.PathLike[str], *, box: int 
     params = {"n": n, "input_size": nx, "box": box, "window": list(radii) if radii else None,
               "normalise": normalise, "chunk_size": chunk, "n_chunks": n_chunks, "dtype": str(images.dtype),
               "mrcs": os.path.abspath(mrcs) if mrcs is not None else None}
+    if random is not None:
+        params.update(random=int(random), seed=int(seed))
     store = os.fspath(store)
     path = Path(store)
     previous = _store_params(path)

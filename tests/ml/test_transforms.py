@@ -141,3 +141,73 @@ def test_bad_inputs_say_what_to_do(images: np.ndarray) -> None:
         T.FourierCrop(64)(torch.from_numpy(images))
     with pytest.raises(ParameterError, match="square"):
         T.RandomRotate90()(torch.zeros(1, 4, 6))
+
+
+# -- Rotate and Rescale (issue 20): against scipy.ndimage and against the analytic image -----------------------
+def blob_image(box: int, angle: float = 0.0) -> np.ndarray:
+    """Gaussian blobs turned counter-clockwise by ``angle`` (x, y pixel coords), computed analytically."""
+    from perc_platform.testing.views import render
+
+    blobs = np.array([[4.0, 1.0, 1.0], [-3.0, 5.0, 0.7], [0.5, -6.0, 0.9], [-5.0, -2.0, 0.4]])
+    return render(blobs, box, 1.6, angle)
+
+
+@pytest.mark.parametrize("angle", [17.0, 90.0, 133.0, -100.0])
+def test_bilinear_rotation_matches_scipy_rotate(angle: float) -> None:
+    """Odd box: scipy rotates about the same centre pixel; its positive angle is clockwise with rows as y."""
+    image = blob_image(33)
+    ours = T.Rotate(angle)(torch.from_numpy(image[None]))[0].numpy()
+    theirs = scipy.ndimage.rotate(image, -angle, reshape=False, order=1, mode="constant")
+    np.testing.assert_allclose(ours, theirs, atol=1e-6 * image.max())
+
+
+@pytest.mark.parametrize("box", [32, 33])
+@pytest.mark.parametrize("angle", [23.0, 90.0, 161.0, -47.0])
+def test_fourier_rotation_matches_the_analytic_turn(box: int, angle: float) -> None:
+    image, expected = blob_image(box), blob_image(box, angle)
+    ours = T.Rotate(angle, method="fourier")(torch.from_numpy(image[None]))[0].numpy()
+    np.testing.assert_allclose(ours, expected, atol=1e-4 * expected.max())
+    bilinear = T.Rotate(angle)(torch.from_numpy(image[None]))[0].numpy()
+    if angle % 90:  # quarter turns are exact either way
+        assert np.abs(bilinear - expected).max() > 10 * np.abs(ours - expected).max()  # interpolation blurs
+
+
+def test_rotation_range_is_seeded_and_per_image() -> None:
+    images = torch.from_numpy(np.repeat(blob_image(33)[None], 6, axis=0))
+    turn = T.Rotate((0.0, 360.0))
+    a = turn(images, torch.Generator().manual_seed(4))
+    b = turn(images, torch.Generator().manual_seed(4))
+    torch.testing.assert_close(a, b)
+    draws = 360.0 * torch.rand(6, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    for i, angle in enumerate(draws.tolist()):  # each image by its own draw
+        np.testing.assert_allclose(a[i].numpy(), scipy.ndimage.rotate(images[i].numpy(), -angle, reshape=False,
+                                                                       order=1, mode="constant"), atol=1e-5)
+
+
+def band_limited(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
+    """A trigonometric polynomial of period ``n`` with frequencies below n / 4 (band-limited for n / 2 too)."""
+    w = 2 * np.pi / n
+    return (np.cos(3 * w * x + 0.3) * np.sin(5 * w * y + 1.1) + 0.5 * np.cos(w * (2 * x + 6 * y)) + 0.2)
+
+
+@pytest.mark.parametrize("size", [20, 48, 64, 100])
+def test_rescale_up_and_down_samples_the_same_function(size: int) -> None:
+    n = 32
+    yy, xx = np.mgrid[:n, :n]
+    out = T.Rescale(size)(torch.from_numpy(band_limited(xx, yy, n)[None]))[0].numpy()
+    q = np.arange(size) * n / size  # the new pixels, in old pixel units
+    np.testing.assert_allclose(out, band_limited(q[None, :], q[:, None], n), atol=1e-9)
+
+
+def test_rescale_to_a_pixel_size() -> None:
+    to_one = T.Rescale(pixel_size=1.0, input_pixel_size=1.5)
+    assert to_one.size_for(64) == 96 and to_one.pixel_size_after(1.5, 64) == pytest.approx(1.0)
+    assert T.Rescale(pixel_size=3.0, input_pixel_size=1.5).size_for(64) == 32
+    out = to_one(torch.zeros((2, 64, 64)))
+    assert out.shape == (2, 96, 96)
+    with pytest.raises(ParameterError, match="box= .* or pixel_size="):
+        T.Rescale()
+    with pytest.raises(ParameterError, match="input_pixel_size"):
+        T.Rescale(pixel_size=1.0)
+    with pytest.raises(ParameterError, match="range"):
+        T.Rotate((10.0, 5.0))

@@ -104,6 +104,20 @@ def test_preprocess_matches_the_in_memory_reference(client: Client, stack: xr.Da
 
 
 @pytest.mark.cluster
+def test_a_seeded_random_subset(client: Client, stack: xr.DataArray, tmp_path: Path) -> None:
+    """``random=N`` keeps N particles drawn with the seed (sorted); the store says which ones."""
+    result = preprocess(stack, tmp_path / "sub.zarr", box=64, chunk_size=32, random=50, seed=7)
+    chosen = np.sort(np.random.default_rng(7).choice(300, size=50, replace=False))
+    np.testing.assert_array_equal(result["source_index"].values, chosen)
+    np.testing.assert_allclose(result.values, _reference(stack.values[chosen], 64), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(result["image_name"].values, stack["image_name"].values[chosen])
+    with pytest.raises(ParameterError, match="other parameters"):
+        preprocess(stack, tmp_path / "sub.zarr", box=64, chunk_size=32, random=50, seed=8)
+    with pytest.raises(ParameterError, match="random=400"):
+        preprocess(stack, tmp_path / "big.zarr", random=400)
+
+
+@pytest.mark.cluster
 def test_resume_after_an_interruption_skips_finished_chunks(client: Client, stack: xr.DataArray,
                                                             tmp_path: Path) -> None:
     store = tmp_path / "out.zarr"

@@ -293,7 +293,6 @@ class StreamingClassifier2D:
         distance, angle = coarse.distance, coarse.angle
         assert coarse.trials is not None
         trials, grid_step = coarse.trials, self.coarse_step
-        origin = torch.zeros((part.shape[0], 2), device=self.device)  # grid centre per particle
         fine_better = torch.zeros_like(distance, dtype=torch.bool)
         if self.fine_offsets is not None:
             centre = shifts[rows, distance.argmin(dim=1)]  # (b, 2)
@@ -309,14 +308,11 @@ class StreamingClassifier2D:
             fine_trials = fine.trials
         best = distance.argmin(dim=1)  # the candidate each particle is assigned by
         if self.config.subpixel and (self.fine_offsets is not None or coarse_n > 1):
-            take_fine = fine_better[rows, best]
-            around = trials[rows, :, best]
-            step = torch.full((part.shape[0],), grid_step, device=self.device)
-            if self.fine_offsets is not None:
-                around = torch.where(take_fine[:, None], fine_trials[rows, :, best], around)
-                step = torch.where(take_fine, torch.full_like(step, self.step), step)
-                origin = torch.where(take_fine[:, None], centre, origin)
-            refined = shifts[rows, best] + subpixel_offsets(around) * step[:, None]
+            offset = subpixel_offsets(trials[rows, :, best]) * grid_step
+            if self.fine_offsets is not None:  # the fine grid, where the best candidate came from it
+                fine_offset = subpixel_offsets(fine_trials[rows, :, best]) * self.step
+                offset = torch.where(fine_better[rows, best][:, None], fine_offset, offset)
+            refined = shifts[rows, best] + offset
             shifts = shifts.clone()
             shifts[rows, best] = refined.clamp(-self.max_shift - self.step, self.max_shift + self.step)
         if self.config.mirror:  # fold the conjugate references back: per class, the better of the two

@@ -32,7 +32,8 @@ import xarray as xr
 
 from perc_platform.conventions import IMAGE_NAME, PARTICLE_DIMS
 from perc_platform.errors import FormatError, ParameterError, PercError
-from perc_platform.io.mrc_array import MrcFile, MrcStackArray
+from perc_platform.io.layout import ImageFile
+from perc_platform.io.mrc_array import MrcStackArray
 from perc_platform.processing.classify2d._driver import Classification2D, classify2d
 from perc_platform.storage.cache import write_atomically
 
@@ -139,7 +140,7 @@ class ParticleFolder:
         chosen = [self._parts[u] for u in self.units[:keep]]
         if not chosen:
             raise ParameterError(f"no complete particle files yet in {self.globs}")
-        files: list[MrcFile] = []
+        files: list[ImageFile] = []
         where: dict[str, int] = {}
         ids, local = [], []
         for array, _, _ in chosen:
