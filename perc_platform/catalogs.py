@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from perc_platform._catalog_load import is_url, load_yaml, local_dir, read_catalog_text
 from perc_platform._catalog_schema import CATALOG_DRIVERS, CheckedCatalog, nested_location, refusal, validate_spec
+from perc_platform.config import get_config
 from perc_platform.errors import DataNotFoundError, UnsafeCatalogError
 from perc_platform.storage import policy
 
