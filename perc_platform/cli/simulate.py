@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.kind == "map":
         from perc_platform.datasets.volumes import open_volume
-        from perc_platform.testing import write_volume
+        from perc_platform.io.mrc_writer import write_volume
 
         like = open_volume(args.like) if args.like else None
         density = simulate.density_map(args.structure, args.voxel_size, args.resolution, args.box, like=like)

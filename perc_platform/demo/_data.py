@@ -42,8 +42,8 @@ def build_mini_archive(root: Path, *, n_particles: int = 1200, box: int = 48, pi
     """Make the mini archive under ``root`` (kept between runs: files already there are reused)."""
     import perc_platform as pp
     from perc_platform import simulate
+    from perc_platform.io.mrc_writer import write_volume
     from perc_platform.processing import write_particles
-    from perc_platform.testing.factories import write_volume
     from perc_platform.testing.structures import helix_bundle
 
     structures, maps = root / "structures", root / "maps"

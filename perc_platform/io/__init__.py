@@ -21,6 +21,10 @@ from perc_platform.io.mrc_file import open_mrc_files as open_mrc_files
 from perc_platform.io.mrc_header import MODE_DTYPES as MODE_DTYPES
 from perc_platform.io.mrc_header import MrcHeader as MrcHeader
 from perc_platform.io.mrc_header import parse_header as parse_header
+from perc_platform.io.mrc_writer import MrcStackWriter as MrcStackWriter
+from perc_platform.io.mrc_writer import create_stack as create_stack
+from perc_platform.io.mrc_writer import write_stack as write_stack
+from perc_platform.io.mrc_writer import write_volume as write_volume
 from perc_platform.io.stack_array import StackArray as StackArray
 from perc_platform.io.star import StarTable as StarTable
 from perc_platform.io.star import particle_metadata as particle_metadata
@@ -39,12 +43,14 @@ __all__ = [
            "MrcFile",
            "MrcHeader",
            "MrcStackArray",
+           "MrcStackWriter",
            "MrcVolumeArray",
            "RawLayout",
            "SegmentLayout",
            "StackArray",
            "StarTable",
            "TiffImageFile",
+           "create_stack",
            "cs_particle_metadata",
            "format_for",
            "format_star",
@@ -58,5 +64,7 @@ __all__ = [
            "read_cs",
            "read_mdoc",
            "read_star",
+           "write_stack",
            "write_star",
+           "write_volume",
 ]

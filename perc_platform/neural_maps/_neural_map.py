@@ -194,18 +194,16 @@ class NeuralMap:
         The ORIGIN field holds the Angstrom position of the first voxel (NXSTART etc. are 0), so
         ``open_volume`` re-opens it at the same placement.
         """
-        import mrcfile
+        from perc_platform.io.mrc_writer import write_volume
 
-        grid = self.sample() if voxel_size is None else self.resample(voxel_size)
         target = Path(path)
-        with mrcfile.new(target, overwrite=overwrite) as mrc:
-            mrc.set_data(np.ascontiguousarray(grid.values, dtype=np.float32))
-            mrc.voxel_size = tuple(grid.attrs["voxel_size"])
-            mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
-            mrc.header.origin = tuple(grid.attrs["origin"])
-            label = f"perc-platform {__version__} neural map of {self.attrs.get('source_id', '?')}"
-            mrc.add_label(label[:80])
-        return target
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it")
+        grid = self.sample() if voxel_size is None else self.resample(voxel_size)
+        label = f"perc-platform {__version__} neural map of {self.attrs.get('source_id', '?')}"
+        return write_volume(target, np.ascontiguousarray(grid.values, dtype=np.float32),
+                            voxel_size=tuple(grid.attrs["voxel_size"]), origin=tuple(grid.attrs["origin"]),
+                            labels=[label[:80]])
 
     # -- persistence ---------------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:

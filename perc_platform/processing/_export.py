@@ -8,13 +8,14 @@ from typing import Any
 
 import dask
 import dask.array as da
-import mrcfile
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from perc_platform.conventions import OPTICS_ATTRS, PARTICLE_COORDS, validate_particles
 from perc_platform.errors import ParameterError
+from perc_platform.io.mrc_header import HEADER_BYTES, parse_header
+from perc_platform.io.mrc_writer import create_stack
 from perc_platform.io.star_writer import write_star
 from perc_platform.processing._tasks import Progress, run_chunk_tasks
 
@@ -29,8 +30,8 @@ class MrcsRegion:
     """
 
     def __init__(self, path: str | os.PathLike[str], shape: tuple[int, ...], dtype: str = "float32") -> None:
-        with mrcfile.open(path, header_only=True) as mrc:
-            self.offset = 1024 + int(mrc.header.nsymbt)
+        with open(path, "rb") as handle:
+            self.offset = parse_header(handle.read(HEADER_BYTES), os.fspath(path)).data_offset
         self.path, self.shape, self.dtype = os.fspath(path), tuple(shape), np.dtype(dtype)
 
     def __setitem__(self, key: Any, value: np.ndarray) -> None:
@@ -42,13 +43,7 @@ class MrcsRegion:
 
 def create_mrcs(path: str | os.PathLike[str], shape: tuple[int, ...], pixel_size: float | None) -> MrcsRegion:
     """Create an image-stack ``.mrcs`` of ``shape`` (float32, data not yet written) and return its target."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with mrcfile.new_mmap(path, shape=shape, mrc_mode=2, overwrite=True) as mrc:
-        mrc.header.ispg = 0
-        if pixel_size:
-            mrc.voxel_size = float(pixel_size)
-        mrc.reset_header_stats()  # statistics unknown: the data arrive chunk by chunk
+    create_stack(path, (shape[0], shape[1], shape[2]), "float32", pixel_size=pixel_size)  # statistics: unknown
     return MrcsRegion(path, shape)
 
 

@@ -6,8 +6,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import mrcfile
 import numpy as np
+
+from perc_platform.io.mrc_writer import MrcStackWriter
+from perc_platform.io.mrc_writer import write_volume as _write_volume
 
 __all__ = ["write_stack", "write_star", "write_volume"]
 
@@ -21,9 +23,7 @@ def write_stack(path: str | os.PathLike[str], n: int, shape: tuple[int, int] = (
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with mrcfile.new_mmap(path, shape=(n, *shape), mrc_mode=_mode(dtype), overwrite=True) as mrc:
-        mrc.header.ispg = 0
-        mrc.voxel_size = pixel_size
+    with MrcStackWriter(path, shape, dtype, voxel_size=pixel_size) as writer:
         for start in range(0, n, block):
             stop = min(n, start + block)
             rng = np.random.default_rng([seed, start // block])
@@ -31,25 +31,14 @@ def write_stack(path: str | os.PathLike[str], n: int, shape: tuple[int, int] = (
             if np.dtype(dtype).kind in "iu":
                 values = np.clip(values * 20 + (100 if np.dtype(dtype).kind == "u" else 0),
                                  np.iinfo(dtype).min, np.iinfo(dtype).max)
-            mrc.data[start:stop] = values.astype(dtype)
-        mrc.update_header_stats()
+            writer.append(values.astype(dtype))
     return path
-
-
-def _mode(dtype: str) -> int:
-    return {"int8": 0, "int16": 1, "float32": 2, "uint16": 6, "float16": 12}[np.dtype(dtype).name]
 
 
 def write_volume(path: str | os.PathLike[str], data: np.ndarray, *, voxel_size: float | Sequence[float] = 1.0,
                  origin: Sequence[float] = (0.0, 0.0, 0.0)) -> Path:
     """Write a (z, y, x) array as an MRC map with the given voxel size and ORIGIN field (Angstrom)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with mrcfile.new(path, data=np.ascontiguousarray(data), overwrite=True) as mrc:
-        mrc.voxel_size = tuple(voxel_size) if isinstance(voxel_size, Sequence) else voxel_size
-        mrc.header.origin = tuple(origin)
-        mrc.header.ispg = 1
-    return path
+    return _write_volume(path, np.ascontiguousarray(data), voxel_size=voxel_size, origin=origin)
 
 
 def write_star(path: str | os.PathLike[str], stack_name: str, n: int, *, pixel_size: float = 1.5,

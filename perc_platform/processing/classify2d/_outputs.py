@@ -116,19 +116,12 @@ def write_montage(averages: xr.DataArray, path: str | os.PathLike[str], columns:
 
 def write_classes(averages: xr.DataArray, path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """Class averages as an ``.mrcs`` stack and a STAR table (``rlnReferenceImage``, sizes, distribution)."""
-    import mrcfile
+    from perc_platform.io.mrc_writer import write_stack
 
     path = Path(path)
     stack = path.with_suffix(".mrcs")
-    pixel = float(averages.attrs.get("pixel_size", 1.0))
-
-    def write_stack(tmp: Path) -> None:
-        with mrcfile.new(tmp, overwrite=True) as mrc:
-            mrc.set_data(np.ascontiguousarray(averages.values, dtype=np.float32))
-            mrc.header.ispg = 0
-            mrc.voxel_size = pixel
-
-    write_atomically(stack, write_stack)
+    write_stack(stack, np.asarray(averages.values, dtype=np.float32),
+                pixel_size=float(averages.attrs.get("pixel_size", 1.0)))
     sizes = averages.coords["size"].values.astype(np.int64)
     table = pd.DataFrame({"rlnReferenceImage": [f"{i + 1:06d}@{stack.name}" for i in range(sizes.size)],
                           "rlnClassNumber": np.arange(1, sizes.size + 1),
