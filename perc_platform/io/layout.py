@@ -102,7 +102,9 @@ class ImageFile(Protocol):
         ...
 
     @property
-    def layout(self) -> RawLayout | SegmentLayout:
+    def layout(self) -> Any:
+        """A :class:`RawLayout`, a :class:`SegmentLayout`, or a raw layout of a format's own that has
+        ``byte_range`` and reads for itself (``read_ranges_into``)."""
         ...
 
     @property

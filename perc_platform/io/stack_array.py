@@ -3,8 +3,9 @@
 Frame ``i`` is frame ``local[i]`` of file ``file_ids[i]`` (the identity order when no STAR file reorders
 them). A read asks each file's layout (the format layer, :mod:`perc_platform.io.layout`) for byte ranges:
 runs of consecutive frames of a raw file (MRC) become one range each, a coded frame (TIFF strips or tiles)
-its spans of contiguous segments; every range of one file is fetched in one batch, then coded frames are
-decoded. The array holds only plain data (URLs, layouts, index arrays), so it pickles small into a dask graph.
+its spans of contiguous segments; every range of one file is fetched in one batch (by ``storage``, or by the
+layout itself when it reads through a decompressor: compressed MRC), then coded frames are decoded. The
+array holds only plain data (URLs, layouts, index arrays), so it pickles small into a dask graph.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class StackArray:
     @property
     def raw_native(self) -> bool:
         """True when every frame is stored as raw, native-endian bytes (readable straight into buffers)."""
-        return self._stored == self.dtype and all(isinstance(f.layout, RawLayout) for f in self.files)
+        return self._stored == self.dtype and all(type(f.layout) is RawLayout for f in self.files)
 
     def __repr__(self) -> str:
         return f"StackArray(shape={self.shape}, dtype={self.dtype}, format={self.format}, files={len(self.files)})"
@@ -99,7 +100,7 @@ class StackArray:
             fid = int(uf[a])
             layout = self.files[fid].layout
             ranges, bufs = by_file.setdefault(fid, ([], []))
-            if isinstance(layout, RawLayout):
+            if not isinstance(layout, SegmentLayout):  # raw frames: a run is one range
                 ranges.append(layout.byte_range(int(ul[a]), b - a))
                 bufs.append(target[a:b])
                 continue
@@ -111,7 +112,8 @@ class StackArray:
                 coded.append((layout, slot, frame, blobs))
         for fid, (ranges, bufs) in by_file.items():
             f = self.files[fid]
-            read_ranges_into(f.url, ranges, bufs, f.options)
+            read = getattr(f.layout, "read_ranges_into", read_ranges_into)  # a layout may read for itself
+            read(f.url, ranges, bufs, f.options)
         for layout, slot, frame, blobs in coded:
             layout.decode(frame, blobs, target[slot])
         if not in_order:
