@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from perc_platform.errors import FormatError
+from perc_platform.io.compressed_mrc import open_compressed_mrc
 from perc_platform.io.layout import ImageFile
 from perc_platform.io.mrc_file import open_mrc_file
 from perc_platform.io.tiff_file import open_tiff_file
@@ -48,16 +49,17 @@ class Format:
 
 
 FORMATS: tuple[Format, ...] = (
-    Format("mrc", (".mrcs", ".mrc", ".st", ".ali", ".map", ".ccp4", ".rec", ".map.gz", ".map.bz2", ".ccp4.gz",
-                   ".mrc.gz", ".mrc.bz2", ".mrcs.bz2", ".mrcs.gz"),
+    Format("mrc", (".mrcs", ".mrc", ".st", ".ali", ".map", ".ccp4", ".rec", ".map.gz", ".map.bz2", ".ccp4.gz"),
            open_mrc_file, magic=((208, b"MAP "),),
-           kinds=((".mrcs", "stack"), (".st", "stack"), (".ali", "stack"), (".mrcs.bz2", "stack"),
-                  (".mrcs.gz", "stack"), (".map", "volume"), (".ccp4", "volume"), (".rec", "volume"),
-                  (".map.gz", "volume"), (".map.bz2", "volume"), (".ccp4.gz", "volume")),
-           description="MRC2014 / CCP4 stacks and maps (compressed ones through the cache)"),
+           kinds=((".mrcs", "stack"), (".st", "stack"), (".ali", "stack"), (".map", "volume"), (".ccp4", "volume"),
+                  (".rec", "volume"), (".map.gz", "volume"), (".map.bz2", "volume"), (".ccp4.gz", "volume")),
+           description="MRC2014 / CCP4 stacks and maps (compressed maps decompressed once into the cache)"),
     Format("tiff", (".tif", ".tiff"), open_tiff_file, magic=((0, b"II*\x00"), (0, b"MM\x00*"), (0, b"II+\x00")),
            kinds=((".tif", "stack"), (".tiff", "stack")),
            description="TIFF movies and micrographs (uncompressed, LZW, deflate, zstd; 1-32 bit grayscale)"),
+    Format("mrc-compressed", (".mrc.bz2", ".mrcs.bz2", ".mrc.gz", ".mrcs.gz"), open_compressed_mrc,
+           kinds=((".mrc.bz2", "stack"), (".mrcs.bz2", "stack"), (".mrc.gz", "stack"), (".mrcs.gz", "stack")),
+           description="bzip2/gzip MRC stacks and movies, read lazily through a cached seek index"),
 )
 
 #: Recognised formats that are not read, and why.
