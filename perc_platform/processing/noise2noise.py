@@ -50,6 +50,16 @@ def _starts(length: int, size: int, stride: int) -> np.ndarray:
     return np.arange(0, length - size + 1, stride)
 
 
+def _cut(values: np.ndarray, ys: np.ndarray, xs: np.ndarray, size: int) -> np.ndarray:
+    """Patches of ``(n, y, x)`` images at corners ``ys`` x ``xs``: ``(n * len(ys) * len(xs), size, size)``, by
+    plain slicing (a sliding-window view indexed by the corners would copy every window position first)."""
+    out = np.empty((values.shape[0], ys.size, xs.size, size, size), dtype=values.dtype)
+    for a, y in enumerate(ys.tolist()):
+        for b, x in enumerate(xs.tolist()):
+            out[:, a, b] = values[:, y:y + size, x:x + size]
+    return out.reshape(-1, size, size)
+
+
 def extract_patches(images: xr.DataArray | xr.Dataset, size: int, stride: int | None = None, *,
                     min_std: float | None = None, reject_fraction: float = 0.0) -> xr.DataArray | xr.Dataset:
     """Cut each image into ``size`` x ``size`` patches every ``stride`` pixels (default ``size``: tiles).
@@ -58,7 +68,8 @@ def extract_patches(images: xr.DataArray | xr.Dataset, size: int, stride: int | 
     cut at the same places. Patches whose standard deviation (of the first variable for a Dataset) is
     below ``min_std``, or in the lowest ``reject_fraction`` of all patches, are dropped (empty carbon,
     vacuum). The result has dims ``(patch, y, x)`` with coords ``source`` (image index), ``y0`` and ``x0``
-    (pixel of the patch corner). The patches are computed here (the kept ones are usually a fraction).
+    (pixel of the patch corner). For dask-backed images only the patches' spread is computed here, one chunk
+    of images at a time; the kept patches stay lazy (dask), so a stack larger than memory streams through.
     """
     first = images[next(iter(images.data_vars))] if isinstance(images, xr.Dataset) else images
     if first.ndim != 3:
@@ -74,13 +85,20 @@ def extract_patches(images: xr.DataArray | xr.Dataset, size: int, stride: int | 
     source = np.repeat(np.arange(n), grid_y.size)
     y0, x0 = np.tile(grid_y.ravel(), n), np.tile(grid_x.ravel(), n)
 
-    def cut(array: xr.DataArray) -> np.ndarray:
-        values = np.asarray(array.values)
-        windows = np.lib.stride_tricks.sliding_window_view(values, (size, size), axis=(1, 2))
-        return np.ascontiguousarray(windows[:, ys][:, :, xs].reshape(-1, size, size))
+    def cut(array: xr.DataArray) -> Any:
+        data = array.data
+        if not isinstance(data, da.Array):
+            return _cut(np.asarray(data), ys, xs, size)
+        data = data.rechunk({1: -1, 2: -1})
+        per = ys.size * xs.size
+        return data.map_blocks(_cut, ys, xs, size, dtype=data.dtype,
+                               chunks=(tuple(c * per for c in data.chunks[0]), (size,), (size,)))
 
     reference = cut(first)
     spread = reference.std(axis=(1, 2))
+    if isinstance(spread, da.Array):
+        spread = spread.compute()  # streams: one chunk of images (and its patches) in memory at a time
+    spread = np.asarray(spread)
     keep = np.ones(spread.size, dtype=bool)
     if min_std is not None:
         keep &= spread >= min_std
@@ -91,12 +109,14 @@ def extract_patches(images: xr.DataArray | xr.Dataset, size: int, stride: int | 
             f"(min_std {min_std}, reject_fraction {reject_fraction})")
     dims = ("patch", "y", "x")
     if isinstance(images, xr.Dataset):
-        patches: dict[str, Any] = {str(name): (dims, (reference if name == first.name else cut(var))[keep])
+        picked = np.flatnonzero(keep)
+        patches: dict[str, Any] = {str(name): (dims, (reference if name == first.name else cut(var))[picked])
                                    for name, var in images.data_vars.items()}
         out_ds = xr.Dataset(patches, coords=coords, attrs=dict(images.attrs))
         add_history(out_ds, line)
         return out_ds
-    out = xr.DataArray(reference[keep], dims=dims, coords=coords, name=images.name, attrs=dict(images.attrs))
+    out = xr.DataArray(reference[np.flatnonzero(keep)], dims=dims, coords=coords, name=images.name,
+                       attrs=dict(images.attrs))
     add_history(out, line)
     return out
 
