@@ -25,6 +25,8 @@ from perc_platform.errors import InputError
 
 __all__ = [
     "DENSITY_NAME",
+    "GAIN_FLIPS",
+    "GAIN_ROTATIONS",
     "IMAGE_NAME",
     "MICROGRAPH_DIMS",
     "MOVIE_DIMS",
@@ -37,6 +39,7 @@ __all__ = [
     "TILT_SERIES_DIMS",
     "VOLUME_DIMS",
     "add_history",
+    "orient_gain",
     "provenance",
     "validate_particles",
     "validate_structure",
@@ -154,3 +157,42 @@ def validate_structure(structure: xr.Dataset) -> xr.Dataset:
         _require(name in structure.coords, f"structure lacks the {name!r} coordinate",
                  "add the per-atom coords of the convention")
     return structure
+
+
+# -- gain references ---------------------------------------------------------------------------------------
+# RELION's motioncorr job (--gain_rot, --gain_flip; its GUI help, pipeline_jobs.cpp): "Rotate the gain reference by
+# this number times 90 degrees clockwise in relion_display. This is the same as -RotGain in MotionCor2. Note that
+# MotionCor2 uses a different convention for rotation so it says 'counter-clockwise'." and "Flip the gain reference
+# after rotation. This is the same as -FlipGain in MotionCor2. 0 means do nothing, 1 means flip Y (upside down) and
+# 2 means flip X (left to right)." relion_display draws row 0 at the top, so clockwise there is
+# ``np.rot90(gain, -n)`` on the array as RELION holds it; drawn with y up (as MotionCor2/IMOD describe images) the
+# same operation looks counter-clockwise, which is why the two tools agree on the numbers. RELION holds MRC rows in
+# file order and flips TIFF images along the slow axis when it reads them (RELION docs, Conventions: "TIFF images
+# are flipped along the slow axis when being read"); perc-platform keeps both in file order, so
+# :func:`orient_gain` converts to RELION's order, applies the option, and converts back to the movie's order.
+
+#: ``gain_rot`` / ``-RotGain`` values: quarter turns clockwise as relion_display shows the gain.
+GAIN_ROTATIONS: Mapping[int, str] = {0: "no rotation", 1: "90 degrees", 2: "180 degrees", 3: "270 degrees"}
+#: ``gain_flip`` / ``-FlipGain`` values, applied after the rotation.
+GAIN_FLIPS: Mapping[int, str] = {0: "no flipping", 1: "flip upside down (Y)", 2: "flip left to right (X)"}
+
+
+def orient_gain(gain: np.ndarray, rotation: int = 0, flip: int = 0, *, gain_is_tiff: bool = False,
+                movie_is_tiff: bool = False) -> np.ndarray:
+    """The gain as RELION/MotionCor2 would apply it with ``rotation``/``flip``, in the movie's array order.
+
+    ``gain`` and the movie are arrays in file order (rows as stored, as mrcfile and tifffile read them).
+    """
+    if rotation not in GAIN_ROTATIONS or flip not in GAIN_FLIPS:
+        raise InputError(f"gain rotation={rotation}, flip={flip}: rotation is one of {dict(GAIN_ROTATIONS)}, "
+                         f"flip one of {dict(GAIN_FLIPS)} (RELION --gain_rot/--gain_flip, MotionCor2 "
+                         "-RotGain/-FlipGain)")
+    out = np.flipud(gain) if gain_is_tiff else gain  # into RELION's order
+    out = np.rot90(out, -rotation)
+    if flip == 1:
+        out = np.flipud(out)
+    elif flip == 2:
+        out = np.fliplr(out)
+    if movie_is_tiff:
+        out = np.flipud(out)  # back into the movie's file order
+    return np.ascontiguousarray(out)

@@ -18,16 +18,24 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from perc_platform.conventions import IMAGE_NAME, MOVIE_DIMS, add_history, provenance
+from perc_platform.conventions import (
+    GAIN_FLIPS,
+    GAIN_ROTATIONS,
+    IMAGE_NAME,
+    MOVIE_DIMS,
+    add_history,
+    orient_gain,
+    provenance,
+)
 from perc_platform.datasets.particles import Source, expand_sources
 from perc_platform.datasets.selection import lazy_particles
 from perc_platform.errors import FormatError, ParameterError
-from perc_platform.io.formats import open_image_files
+from perc_platform.io.formats import open_image_file, open_image_files
 from perc_platform.io.mdoc import MdocFile, read_mdoc
 from perc_platform.io.stack_array import StackArray
 from perc_platform.storage.ranges import is_remote
 
-__all__ = ["open_movies", "sum_frames"]
+__all__ = ["apply_gain", "open_movies", "sum_frames"]
 
 
 def _mdocs(urls: list[str], mdoc: str | Sequence[str] | bool | None,
@@ -134,4 +142,31 @@ def sum_frames(movies: xr.DataArray, group: int | None = None) -> xr.DataArray:
     if "dose_per_frame" in out.attrs:
         out.attrs["dose_per_fraction"] = out.attrs["dose_per_frame"] * group
     add_history(out, f"summed frames into {n} fractions of {group}")
+    return out
+
+
+def apply_gain(movies: xr.DataArray, gain: str | os.PathLike[str] | np.ndarray, *, rotation: int = 0, flip: int = 0,
+               gain_is_tiff: bool | None = None, storage_options: dict[str, Any] | None = None) -> xr.DataArray:
+    """Multiply every frame by a gain reference (float32, lazily), oriented as RELION/MotionCor2 would.
+
+    ``rotation`` and ``flip`` are RELION's ``--gain_rot``/``--gain_flip`` (= MotionCor2 ``-RotGain``/``-FlipGain``;
+    see :data:`~perc_platform.conventions.GAIN_ROTATIONS`); ``gain`` is an MRC or TIFF file (any format of the
+    table, its first frame) or an array in file order (then say ``gain_is_tiff``).
+    """
+    if isinstance(gain, np.ndarray):
+        values, name, tiff = gain, "the given gain array", bool(gain_is_tiff)
+    else:
+        file = open_image_file(os.fspath(gain), storage_options)
+        values, name, tiff = StackArray([file])[0], os.fspath(gain), file.format == "tiff"
+    oriented = orient_gain(np.asarray(values, dtype=np.float32), rotation, flip, gain_is_tiff=tiff,
+                           movie_is_tiff=movies.attrs.get("format") == "tiff")
+    shape = (movies.sizes["y"], movies.sizes["x"])
+    if oriented.shape != shape:
+        raise ParameterError(f"{name}: the gain is {oriented.shape[1]}x{oriented.shape[0]} after rotation={rotation} "
+                             f"and flip={flip}, the movies are {shape[1]}x{shape[0]}; use the gain recorded with these "
+                             "movies, or the rotation that matches (odd rotations swap width and height)")
+    out = movies.astype(np.float32) * xr.DataArray(oriented, dims=("y", "x"))
+    out.attrs = dict(movies.attrs)
+    out.name = movies.name
+    add_history(out, f"multiplied by gain {name} ({GAIN_ROTATIONS[rotation]}, {GAIN_FLIPS[flip]})")
     return out
