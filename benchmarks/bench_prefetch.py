@@ -64,6 +64,7 @@ def main() -> None:
         try:
             assert server.stdout is not None
             url = server.stdout.readline().strip() + "/stack.mrcs"
+            pp.storage.grant_host(url)  # our own server: allowed by the network policy (workers are told too)
             images = pp.open_particles(url, chunk_size=args.chunk)
             chunk_bytes = args.chunk * args.box * args.box * 4
             source = stack_source(images)

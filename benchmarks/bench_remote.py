@@ -109,6 +109,7 @@ def main() -> None:
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             assert served.stdout is not None
             own_url = served.stdout.readline().strip()
+            pp.storage.grant_host(own_url)  # a server we started ourselves: allow it (network policy)
             remote_images, local_images = pp.open_particles(f"{own_url}/{stack.name}"), pp.open_particles(stack)
             in_process = images
             # The generic fsspec/aiohttp path (taken when storage_options are given), for comparison.

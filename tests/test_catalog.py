@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 
 from perc_platform.catalogs import catalog_path
+from perc_platform.storage.policy import grant_host
 from perc_platform.testing import write_stack, write_star
 from tests.io.mrc_helpers import mrcfile_read
 
@@ -45,6 +46,7 @@ def test_discover_reads_headers_only_and_partitions_are_files(quiet: None, tmp_p
     for i in range(3):
         write_stack(tmp_path / f"s{i}.mrcs", 20 + i, (16, 16), seed=i)
     srv = server_factory(tmp_path)
+    grant_host(srv.url)
     cat = intake.open_catalog(str(catalog_path()))
     urls = [f"{srv.url}/s{i}.mrcs" for i in range(3)]
     source = cat.local_particles(urlpath=urls[0])

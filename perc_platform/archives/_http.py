@@ -16,7 +16,6 @@ Public helpers: :func:`current_config`, :func:`check_url`, :func:`request`, :fun
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import json
 import socket
@@ -31,13 +30,11 @@ from perc_platform._version import __version__
 from perc_platform.config import PercConfig, get_config
 from perc_platform.errors import DataNotFoundError, NetworkPolicyError, PercError, RemoteError
 from perc_platform.storage import policy
-from perc_platform.storage._http_connect import open_connection
+from perc_platform.storage._http_connect import MAX_RETRY_AFTER, open_connection, retry_after
 
 __all__ = ["MAX_RETRY_AFTER", "USER_AGENT", "Answer", "Progress", "check_url", "current_config", "download",
            "get_bytes", "get_json", "request"]
 
-#: Longest ``Retry-After`` (seconds) honoured; a server asking for more is reported instead of waited for.
-MAX_RETRY_AFTER = 120.0
 USER_AGENT = f"perc-platform/{__version__}"
 _MAX_REDIRECTS = 5
 _BLOCK = 1 << 20
@@ -82,19 +79,6 @@ def check_url(url: str, config: PercConfig | None = None) -> str:
     return policy.check_url(url, config=config or current_config())
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def _attempt(url: str, what: str, headers: Mapping[str, str], config: PercConfig,
              on_body: Callable[[http.client.HTTPResponse, _Answer], Any]) -> Any:
     """One try (following allowed redirects): returns ``on_body(...)`` or raises _Retry / a final error."""
@@ -120,7 +104,7 @@ def _attempt(url: str, what: str, headers: Mapping[str, str], config: PercConfig
                 raise DataNotFoundError(f"{what} not found: {url} answered HTTP {resp.status}; check the id "
                                         "(or the PERC_*_URL endpoint)")
             if resp.status in _RETRY_STATUS:
-                raise _Retry(f"HTTP {resp.status}", _retry_after(answer.headers.get("retry-after")))
+                raise _Retry(f"HTTP {resp.status}", retry_after(answer.headers.get("retry-after")))
             if resp.status not in (200, 206):
                 raise RemoteError(f"fetching {what} from {url} failed: HTTP {resp.status} {resp.reason}")
             try:

@@ -12,12 +12,21 @@ import xarray as xr
 
 from perc_platform.conventions import IMAGE_NAME, PARTICLE_DIMS, provenance
 from perc_platform.datasets.selection import lazy_particles
-from perc_platform.errors import CsFormatError, DataNotFoundError, FormatError, ParameterError, StarFormatError
+from perc_platform.errors import (
+    CsFormatError,
+    DataNotFoundError,
+    FormatError,
+    NetworkPolicyError,
+    ParameterError,
+    StarFormatError,
+)
 from perc_platform.io.cryosparc import cs_particle_metadata, read_cs
 from perc_platform.io.formats import open_image_file, open_image_files
 from perc_platform.io.layout import ImageFile
 from perc_platform.io.stack_array import StackArray
 from perc_platform.io.star import ParticleMetadata, particle_metadata, read_star
+from perc_platform.storage._remote import filesystem
+from perc_platform.storage.policy import check_url
 from perc_platform.storage.ranges import is_remote, resolve_relative
 
 __all__ = ["expand_sources", "open_particles", "particle_parts"]
@@ -32,11 +41,9 @@ def expand_sources(source: Source, storage_options: dict[str, Any] | None = None
     for item in items:
         if _glob.has_magic(item):
             if is_remote(item):
-                import fsspec
-
-                fs, _ = fsspec.core.url_to_fs(item, **(storage_options or {}))
+                fs, pattern = filesystem(item, storage_options)  # checked against the network policy
                 protocol = item.split("://", 1)[0]
-                found = sorted(m if "://" in m else f"{protocol}://{m}" for m in fs.glob(item))
+                found = sorted(m if "://" in m else f"{protocol}://{m}" for m in fs.glob(pattern))
             else:
                 found = sorted(_glob.glob(item))
             if not found:
@@ -50,11 +57,20 @@ def expand_sources(source: Source, storage_options: dict[str, Any] | None = None
 
 
 def _stack_candidates(star: str, name: str, given: dict[str, str]) -> list[str]:
+    """Where the stack ``name`` (as a STAR file writes it) may be: a file the caller gave, then beside ``star``.
+
+    Names the STAR file makes up are checked against the network policy, and a STAR file read over the
+    network may not send us to local files (``/etc/...``, ``file://``)."""
     base = os.path.basename(name)
     candidates = [given[base]] if base in given else []
-    candidates.append(resolve_relative(star, name))
-    if base != name:
-        candidates.append(resolve_relative(star, base))
+    derived = [resolve_relative(star, name)] + ([resolve_relative(star, base)] if base != name else [])
+    for candidate in derived:
+        if is_remote(star) and not is_remote(candidate):
+            raise NetworkPolicyError(f"{star} names the stack {name!r}, a local file; a STAR file read over the "
+                                     "network may only name files on allowed hosts. Pass the stack yourself "
+                                     "(source=...) if you mean it")
+        check_url(candidate, what=f"stack {name!r} named in {star}")
+    candidates.extend(derived)
     return list(dict.fromkeys(candidates))
 
 

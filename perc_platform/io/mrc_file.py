@@ -11,7 +11,7 @@ from perc_platform.config import get_config
 from perc_platform.errors import ParameterError, TruncatedFileError
 from perc_platform.io.mrc_array import MrcFile
 from perc_platform.io.mrc_header import HEADER_BYTES, parse_header
-from perc_platform.storage.ranges import decompressed_copy, file_size, is_remote, read_bytes
+from perc_platform.storage.ranges import decompressed_copy, file_size, is_remote, local_path, read_bytes
 
 __all__ = ["COMPRESSED_SUFFIXES", "open_mrc_file", "open_mrc_files"]
 
@@ -40,7 +40,8 @@ def open_mrc_file(url: str, storage_options: dict[str, Any] | None = None) -> Mr
             f"{header.data_offset} header bytes ({need} bytes in all) but the file has {size} bytes; "
             "the file is truncated or its header is wrong")
     options = tuple(sorted((storage_options or {}).items()))
-    return MrcFile(url=url if is_remote(url) else os.path.abspath(url), header=header, storage_options=options)
+    where = url if is_remote(url) else os.path.abspath(local_path(url))  # file:// URLs as their path
+    return MrcFile(url=where, header=header, storage_options=options)
 
 
 def open_mrc_files(urls: Sequence[str], storage_options: dict[str, Any] | None = None) -> list[MrcFile]:

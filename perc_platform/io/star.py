@@ -62,11 +62,11 @@ def parse_star_text(text: str, source: str = "<star>") -> StarTable:
 
 
 def read_star(path_or_url: str, storage_options: dict[str, Any] | None = None) -> StarTable:
-    """Read a STAR file from a local path or fsspec URL (size-bounded)."""
-    import fsspec
+    """Read a STAR file from a local path or fsspec URL (size-bounded; remote ones through the network policy)."""
+    from perc_platform.storage.ranges import open_input
 
     try:
-        with fsspec.open(path_or_url, "rb", **(storage_options or {})) as handle:
+        with open_input(str(path_or_url), storage_options) as handle:
             raw = handle.read(_MAX_STAR_BYTES + 1)
     except FileNotFoundError:
         from perc_platform.errors import DataNotFoundError

@@ -4,16 +4,35 @@
 reader (``perc_platform.storage._http_ranges``), so a lab behind an HTTP(S) proxy (``http_proxy`` /
 ``https_proxy``, with ``no_proxy`` exceptions, as ``urllib`` reads them) reaches the archives and remote
 stacks the same way. Plain HTTP through a proxy sends the absolute URL as the request target; HTTPS is
-tunnelled with ``CONNECT``.
+tunnelled with ``CONNECT``. Both clients read ``Retry-After`` with :func:`retry_after`.
 """
 
 from __future__ import annotations
 
+import email.utils
 import http.client
+import time
 import urllib.request
 from urllib.parse import urlsplit
 
-__all__ = ["open_connection", "proxy_for", "request_target"]
+__all__ = ["MAX_RETRY_AFTER", "open_connection", "proxy_for", "request_target", "retry_after"]
+
+#: Longest ``Retry-After`` (seconds) honoured; a server asking for more is reported instead of waited for.
+MAX_RETRY_AFTER = 120.0
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def proxy_for(url: str) -> str | None:

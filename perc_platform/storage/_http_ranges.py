@@ -3,9 +3,12 @@
 Used by :func:`perc_platform.storage.ranges.read_ranges_into` for plain ``http(s)://`` URLs without
 storage options. Each thread keeps a few keep-alive connections (one per host); several ranges of one call
 are fetched concurrently on a small shared pool, so random access over a slow link is not serialised.
-Errors map onto what ``ranges`` retries or reports: FileNotFoundError (404/410), ConnectionError
-(dropped connection, short body, 429/5xx and other unusable answers), and :class:`RangeIgnored` when the
-server answers a ranged request with the whole file (200), which ``ranges`` turns into a cached copy.
+Redirects are followed only where the network policy allows (``policy.check_redirect``: allowed host, no
+https -> http); a refused hop is never requested. Errors map onto what ``ranges`` retries or reports:
+FileNotFoundError (404/410), RetryLater (429/5xx, with the server's ``Retry-After``), RemoteError (other 4xx:
+not retried), ConnectionError (dropped connection, short body, other unusable answers), and
+:class:`RangeIgnored` when the server answers a ranged request with the whole file (200), which ``ranges``
+turns into a cached copy.
 """
 
 from __future__ import annotations
@@ -21,13 +24,20 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from perc_platform.config import get_config
-from perc_platform.storage._http_connect import open_connection, proxy_for, request_target
+from perc_platform.errors import RemoteError
+from perc_platform.storage import policy
+from perc_platform.storage._http_connect import open_connection, proxy_for, request_target, retry_after
+from perc_platform.storage._remote import RetryLater
 
 __all__ = ["RangeIgnored", "read_ranges_into"]
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _MAX_HOSTS_PER_THREAD = 4
 _POOL_SIZE = 8
+_MAX_REDIRECTS = 5
+_REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_moved: dict[str, str] = {}  # permanent redirects seen: URL asked for -> where it lives
 _local = threading.local()
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -91,7 +101,25 @@ def _request(url: str, start: int, length: int) -> http.client.HTTPResponse:
 
 
 def _read_one(url: str, start: int, length: int, buf: np.ndarray, allow_short: bool) -> int:
-    resp = _request(url, start, length)
+    """One range of ``url`` into ``buf``, following redirects the network policy allows."""
+    source, url = url, _moved.get(url, url)
+    for _ in range(_MAX_REDIRECTS + 1):
+        resp = _request(url, start, length)
+        location = resp.getheader("Location")
+        if resp.status not in _REDIRECT_STATUS or not location:
+            return _read_body(url, resp, start, length, buf, allow_short)
+        _drop(url)  # do not read a body we will not use
+        target = policy.check_redirect(url, policy.redirect_target(url, location))
+        if resp.status in (301, 308):  # permanent: later reads go straight there
+            if len(_moved) > 1024:
+                _moved.clear()
+            _moved[source] = target
+        url = target
+    raise RemoteError(f"GET {source}: more than {_MAX_REDIRECTS} redirects")
+
+
+def _read_body(url: str, resp: http.client.HTTPResponse, start: int, length: int, buf: np.ndarray,
+               allow_short: bool) -> int:
     status = resp.status
     if status != 206:
         whole = status == 200 and start == 0 and resp.length is not None and resp.length <= length
@@ -103,7 +131,12 @@ def _read_one(url: str, start: int, length: int, buf: np.ndarray, allow_short: b
                 return 0
             if status == 200:
                 raise RangeIgnored(url)
-            raise ConnectionError(f"GET {url} bytes {start}-{start + length - 1}: HTTP {status} {resp.reason}")
+            what = f"GET {url} bytes {start}-{start + length - 1}: HTTP {status} {resp.reason}"
+            if status in _RETRY_STATUS:
+                raise RetryLater(what, retry_after(resp.getheader("Retry-After")))
+            if 400 <= status < 500:  # the same request would get the same answer: not retried
+                raise RemoteError(f"{what}; check the URL and your access to it")
+            raise ConnectionError(what)
     else:
         match = _CONTENT_RANGE.match(resp.getheader("Content-Range", ""))
         if not match or int(match.group(1)) != start:

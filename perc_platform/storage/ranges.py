@@ -8,14 +8,15 @@ read with one ``fs.cat_ranges`` call per batch; a response of the wrong length m
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import os
 import posixpath
+import re
 import shutil
-import time
 import warnings
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,59 +32,57 @@ from perc_platform.errors import (
     SizeLimitError,
     TruncatedFileError,
 )
-from perc_platform.storage import _http_ranges
+from perc_platform.storage import _http_ranges, _remote, policy
 from perc_platform.storage.cache import atomic_write, cache_path_for_url, entry_lock, record, sweep_dead_writers
 
-__all__ = ["decompressed_copy", "file_size", "is_remote", "local_copy", "read_bytes", "read_consecutive_into",
-           "read_ranges_into", "resolve_relative"]
+__all__ = ["decompressed_copy", "file_size", "is_remote", "local_copy", "local_path", "read_bytes",
+           "read_consecutive_into", "read_ranges_into", "resolve_relative"]
 
-def _transient_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [ConnectionError, TimeoutError, OSError]
-    try:
-        import aiohttp
-        from fsspec.exceptions import FSTimeoutError
-
-        errors += [aiohttp.ClientError, FSTimeoutError]
-    except ImportError:  # fsspec's HTTP support (aiohttp) is optional for local-only use
-        pass
-    return tuple(errors)
-
-
-_TRANSIENT = _transient_errors()
-_redirects: dict[str, str] = {}
+_redirects: dict[str, str] = {}  # URLs of servers that ignored Range -> their cached copy
+_CHAIN = re.compile(r"^[a-z][a-z0-9+.\-]*::")
 
 
 def is_remote(url: str) -> bool:
-    """True for URLs with a scheme other than file://."""
-    return "://" in url and not url.startswith("file://")
+    """True for fsspec URLs other than plain local files: a scheme other than file://, or a chain (``a::b``)."""
+    return ("://" in url and not url.startswith("file://")) or bool(_CHAIN.match(url))
 
 
-def _local_path(url: str) -> str:
-    return url[len("file://"):] if url.startswith("file://") else url
+def local_path(url: str) -> str:
+    """The path of a local file given as a path or a ``file://`` URL (as ``fsspec.open`` reads it)."""
+    if url.startswith(("file://", "local://")):
+        from fsspec.implementations.local import LocalFileSystem
+
+        return str(LocalFileSystem._strip_protocol(url))
+    return url
 
 
-def _fs(url: str, storage_options: dict[str, Any] | None) -> fsspec.AbstractFileSystem:
-    options = dict(storage_options or {})
-    if url.startswith(("http://", "https://")):
-        # aiohttp ignores http_proxy/no_proxy unless told to trust the environment; the platform's own
-        # clients honour them, so fsspec's HTTP does too (unless the caller says otherwise).
-        options["client_kwargs"] = {"trust_env": True, **options.get("client_kwargs", {})}
-    fs, _ = fsspec.core.url_to_fs(url, **options)
-    return fs
+
+@contextlib.contextmanager
+def open_input(url: str, storage_options: dict[str, Any] | None = None) -> Iterator[IO[bytes]]:
+    """Open a file to read it through (a STAR file, a catalog): a local path or ``file://`` URL, or any
+    fsspec URL, checked against the network policy with each redirect."""
+    if not is_remote(url):
+        with open(local_path(url), "rb") as handle:
+            yield handle
+        return
+    fs, path = _fs(url, storage_options)
+    mark = _remote.refusals_mark()
+    try:
+        remote = fs.open(path, "rb")
+    except FileNotFoundError:
+        refusal = _remote.refused_since(mark)
+        if refusal is not None:
+            raise refusal from None
+        raise
+    with remote:
+        yield remote
 
 
-def _with_retries(call: Any, url: str) -> Any:
-    config = get_config()
-    for attempt in range(config.retries + 1):
-        try:
-            return call()
-        except FileNotFoundError:
-            raise DataNotFoundError(f"{url} does not exist (HTTP 404 or missing file); check the path or URL") from None
-        except _TRANSIENT as exc:
-            if attempt == config.retries:
-                raise RemoteError(f"reading {url} failed after {attempt + 1} attempts: {exc}") from exc
-            time.sleep(config.backoff * 2**attempt)
-    raise AssertionError("unreachable")
+def _fs(url: str, storage_options: dict[str, Any] | None) -> tuple[fsspec.AbstractFileSystem, str]:
+    return _remote.filesystem(url, storage_options)
+
+
+_with_retries = _remote.with_retries
 
 
 def resolve_relative(base: str, name: str) -> str:
@@ -94,7 +93,7 @@ def resolve_relative(base: str, name: str) -> str:
         scheme, rest = base.split("://", 1)
         host, _, path = rest.partition("/")
         return f"{scheme}://{host}{posixpath.normpath(posixpath.join(posixpath.dirname('/' + path), name))}"
-    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(_local_path(base))), name))
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(local_path(base))), name))
 
 
 def file_size(url: str, storage_options: dict[str, Any] | None = None) -> int:
@@ -102,11 +101,11 @@ def file_size(url: str, storage_options: dict[str, Any] | None = None) -> int:
     url = _redirects.get(url, url)
     if not is_remote(url):
         try:
-            return os.path.getsize(_local_path(url))
+            return os.path.getsize(local_path(url))
         except FileNotFoundError:
             raise DataNotFoundError(f"{url}: no such file; check the path") from None
-    fs = _fs(url, storage_options)
-    size = _with_retries(lambda: fs.info(url).get("size"), url)
+    fs, path = _fs(url, storage_options)
+    size = _with_retries(lambda: fs.info(path).get("size"), url)
     if size is None:
         return len(local_copy(url, storage_options).read_bytes())
     return int(size)
@@ -128,13 +127,14 @@ def read_ranges_into(url: str, ranges: Sequence[tuple[int, int]], buffers: Seque
     """
     url = _redirects.get(url, url)
     if not is_remote(url):
-        return _read_local(_local_path(url), ranges, buffers, allow_short)
+        return _read_local(local_path(url), ranges, buffers, allow_short)
     if url.startswith(("http://", "https://")) and not storage_options:
+        policy.check_url(url)
         return _read_http(url, ranges, buffers, allow_short)
-    fs = _fs(url, storage_options)
+    fs, path = _fs(url, storage_options)
     starts = [s for s, _ in ranges]
     ends = [s + n for s, n in ranges]
-    blobs = _with_retries(lambda: fs.cat_ranges([url] * len(ranges), starts, ends, on_error="raise"), url)
+    blobs = _with_retries(lambda: fs.cat_ranges([path] * len(ranges), starts, ends, on_error="raise"), url)
     got = []
     for (start, length), blob, buf in zip(ranges, blobs, buffers, strict=True):
         if isinstance(blob, Exception):
@@ -227,9 +227,9 @@ def read_consecutive_into(url: str, offset: int, views: Sequence[np.ndarray],
     """
     url = _redirects.get(url, url)
     if not is_remote(url):
-        fd = _open_local(_local_path(url))
+        fd = _open_local(local_path(url))
         try:
-            _preadv_fill(fd, _local_path(url), offset, views, allow_short=False)
+            _preadv_fill(fd, local_path(url), offset, views, allow_short=False)
         finally:
             os.close(fd)
         return
@@ -250,11 +250,11 @@ def local_copy(url: str, storage_options: dict[str, Any] | None = None) -> Path:
         if target.exists():
             return target
         sweep_dead_writers(target)
-        fs = _fs(url, storage_options)
+        fs, path = _fs(url, storage_options)
 
         def download() -> None:
-            expected = fs.info(url).get("size")
-            with fs.open(url, "rb", block_size=0) as src, atomic_write(target) as dst:
+            expected = fs.info(path).get("size")
+            with fs.open(path, "rb", block_size=0) as src, atomic_write(target) as dst:
                 shutil.copyfileobj(src, dst, 8 * 2**20)
                 got = dst.tell()
                 if expected is not None and got != int(expected):
@@ -270,7 +270,7 @@ def decompressed_copy(url: str, storage_options: dict[str, Any] | None = None) -
     """Decompress a ``.gz``/``.bz2`` file once into the cache (size-limited) and return the local path."""
     openers: dict[str, Callable[..., IO[bytes]]] = {".gz": gzip.open, ".bz2": bz2.open}  # type: ignore[dict-item]
     opener = openers[os.path.splitext(url)[1].lower()]
-    source = Path(_local_path(url)) if not is_remote(url) else local_copy(url, storage_options)
+    source = Path(local_path(url)) if not is_remote(url) else local_copy(url, storage_options)
     key = f"{source.resolve()}:{source.stat().st_mtime_ns}" if not is_remote(url) else url
     target = cache_path_for_url(key, kind="decompressed")
     target = target.with_name(os.path.splitext(os.path.basename(url))[0])

@@ -23,6 +23,7 @@ import pytest
 from distributed import Client
 
 from perc_platform.cluster import close_client, get_client
+from perc_platform.storage.policy import grant_host
 from perc_platform.testing import LoopbackServer, write_stack, write_star
 
 DASK = Path(sys.executable).with_name("dask")
@@ -153,8 +154,9 @@ def _package_server(stack_folder: Path) -> Iterator[LoopbackServer]:
 
 @pytest.fixture
 def served(stack_folder: Path, stack_values: np.ndarray, _package_server: LoopbackServer) -> ServedStack:
-    """The stack over HTTP, request counts reset for this test."""
+    """The stack over HTTP (its host allowed by the network policy), request counts reset for this test."""
     _package_server.reset_counts()
+    grant_host(_package_server.url)
     return ServedStack(stack_folder, _package_server, stack_values)
 
 

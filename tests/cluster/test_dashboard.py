@@ -11,6 +11,7 @@ from distributed import Client, futures_of, get_task_stream, wait
 
 import perc_platform as pp
 from perc_platform.cluster import dashboard_url, prefetch_chunks
+from perc_platform.storage.policy import grant_host
 from perc_platform.testing import LoopbackServer
 from tests.cluster.conftest import CHUNK, ServedStack, scheduler_prefixes
 
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.cluster
 def test_dashboard_answers_while_a_job_runs_and_names_are_readable(cluster_client: Client,
                                                                    served: ServedStack) -> None:
     with LoopbackServer(served.folder, latency=0.05) as slow:
+        grant_host(slow.url)
         images = pp.open_particles(f"{slow.url}/stack.mrcs", chunk_size=6)  # >= 2.5 s of reads
         persisted = cluster_client.persist(images.data)
         futures = futures_of(persisted)

@@ -22,6 +22,7 @@ from dask.utils import key_split
 from distributed import Client, get_task_stream
 
 from perc_platform.cluster import ClusterChunkReader
+from perc_platform.storage.policy import grant_host
 from perc_platform.testing import LoopbackServer
 from tests.cluster.conftest import CHUNK, DaskProcesses, ServedStack, scheduler_prefixes
 
@@ -136,6 +137,7 @@ def test_sigkill_of_a_worker_mid_computation_gives_the_right_result(
         cluster_client: Client, dask_cluster: DaskProcesses, served: ServedStack, tmp_path: Path,
         stage: str) -> None:
     with LoopbackServer(served.folder, latency=0.02) as slow:  # ~1 s of reads: time to kill in the middle
+        grant_host(slow.url)
         url = slow.url
         cat = intake.open_catalog(str(_catalog(tmp_path, f"{url}/stack.mrcs", f"{url}/particles.star", chunk=10)))
         images = cat.particles.to_dask()["image"]

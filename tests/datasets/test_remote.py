@@ -12,6 +12,7 @@ import xarray as xr
 import perc_platform as pp
 from perc_platform.datasets import select_particles
 from perc_platform.errors import DataNotFoundError, RangeNotSupportedWarning
+from perc_platform.storage.policy import grant_host
 from perc_platform.testing import write_stack
 from tests.io.mrc_helpers import mrcfile_read
 
@@ -28,6 +29,7 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_opening_reads_only_the_header(stack_dir: Path, server_factory) -> None:
     srv = server_factory(stack_dir)
+    grant_host(srv.url)
     images = pp.open_particles(f"{srv.url}/big.mrcs")
     assert images.shape == (N, BOX, BOX)
     gets = [r for r in srv.requests if r.method == "GET"]
@@ -38,6 +40,7 @@ def test_opening_reads_only_the_header(stack_dir: Path, server_factory) -> None:
 @pytest.mark.parametrize("how", ["select_particles", "engine"])
 def test_one_percent_at_random_moves_about_those_bytes(stack_dir: Path, server_factory, how: str) -> None:
     srv = server_factory(stack_dir)
+    grant_host(srv.url)
     rng = np.random.default_rng(7)
     picks = rng.choice(N, N // 100, replace=False)
     if how == "select_particles":
@@ -56,6 +59,7 @@ def test_one_percent_at_random_moves_about_those_bytes(stack_dir: Path, server_f
 
 def test_sequential_chunks_over_http(stack_dir: Path, server_factory) -> None:
     srv = server_factory(stack_dir)
+    grant_host(srv.url)
     images = pp.open_particles(f"{srv.url}/big.mrcs", chunk_size=500)
     np.testing.assert_array_equal(images.values, mrcfile_read(stack_dir / "big.mrcs"))
     ranged = [r for r in srv.requests if r.method == "GET" and r.status == 206]
@@ -65,6 +69,7 @@ def test_sequential_chunks_over_http(stack_dir: Path, server_factory) -> None:
 def test_server_ignoring_range_still_gives_the_right_values(stack_dir: Path, server_factory,
                                                             isolated_cache: Path) -> None:
     srv = server_factory(stack_dir, ignore_range=True)
+    grant_host(srv.url)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         images = pp.open_particles(f"{srv.url}/big.mrcs", chunk_size=700)
@@ -79,12 +84,14 @@ def test_server_ignoring_range_still_gives_the_right_values(stack_dir: Path, ser
 
 def test_http_404_names_the_url(server_factory, tmp_path: Path) -> None:
     srv = server_factory(tmp_path)
+    grant_host(srv.url)
     with pytest.raises(DataNotFoundError, match="missing.mrcs"):
         pp.open_particles(f"{srv.url}/missing.mrcs")
 
 
 def test_remote_star_and_stack(shared: Path, server_factory) -> None:
     srv = server_factory(shared / "particles")
+    grant_host(srv.url)
     images = pp.open_particles(star=f"{srv.url}/relion31.star")
     assert images.attrs["pixel_size"] == pytest.approx(2.806)
     np.testing.assert_array_equal(images.values, mrcfile_read(shared / "particles" / "relion31.mrcs"))
@@ -98,6 +105,7 @@ def test_cached_copy_is_verified_and_never_partial(stack_dir: Path, server_facto
     monkeypatch.setenv("PERC_RETRIES", "1")
     monkeypatch.setenv("PERC_BACKOFF", "0")
     srv = server_factory(stack_dir)
+    grant_host(srv.url)
     srv.add_fault("/big.mrcs", kind="drop", times=None)  # every body is cut in half
     with pytest.raises(RemoteError, match="big.mrcs"):
         local_copy(f"{srv.url}/big.mrcs")

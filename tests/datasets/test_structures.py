@@ -14,6 +14,7 @@ import xarray as xr
 import perc_platform as pp
 from perc_platform.conventions import validate_structure
 from perc_platform.errors import DataNotFoundError, StructureFormatError
+from perc_platform.storage.policy import grant_host
 
 STRUCTURES = ["1aki.pdb", "1aki.cif", "3J6B_chain9.pdb", "3MFP_tempy.pdb", "AF-Q99J21-F1-model_v2.pdb"]
 ATOMS = {"1aki.pdb": 1079, "1aki.cif": 1079, "3J6B_chain9.pdb": 2865, "3MFP_tempy.pdb": 2882,
@@ -76,6 +77,7 @@ def test_gzip_and_remote(shared: Path, tmp_path: Path, server_factory) -> None: 
     local = pp.open_structure(shared / "structures" / "1aki.cif")
     assert pp.open_structure(gz)["position"].equals(local["position"])
     srv = server_factory(shared / "structures")
+    grant_host(srv.url)
     remote = pp.open_structure(f"{srv.url}/1aki.cif")
     assert remote["position"].equals(local["position"]) and remote.attrs["source_uri"] == f"{srv.url}/1aki.cif"
 

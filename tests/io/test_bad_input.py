@@ -20,6 +20,7 @@ from perc_platform.errors import (
     TruncatedFileError,
     UnsupportedModeError,
 )
+from perc_platform.storage.policy import grant_host
 from perc_platform.testing import write_stack
 
 
@@ -66,6 +67,7 @@ def test_missing_local_file(tmp_path: Path) -> None:
 
 def test_missing_remote_file(server_factory, tmp_path: Path) -> None:
     srv = server_factory(tmp_path)
+    grant_host(srv.url)
     with pytest.raises(DataNotFoundError, match="absent.mrc"):
         pp.open_volume(f"{srv.url}/absent.mrc")
 

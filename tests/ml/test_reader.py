@@ -26,6 +26,7 @@ from perc_platform.ml import (
 from perc_platform.ml._device import default_threads
 from perc_platform.ml._reader import read_indices, read_into
 from perc_platform.ml._sharding import cut_segments, piece, segments_of
+from perc_platform.storage.policy import grant_host
 from perc_platform.testing.factories import write_stack
 
 
@@ -130,6 +131,7 @@ def test_importing_the_package_does_not_import_torch() -> None:
 
 def test_streaming_over_http_reads_each_chunk_once(shared, server_factory) -> None:  # type: ignore[no-untyped-def]
     srv = server_factory(shared / "particles")
+    grant_host(srv.url)
     remote = perc_platform.open_particles(f"{srv.url}/ay19102021_L3_position6_ribo_it09_bin8_1.82A.mrcs",
                                           chunk_size=32)
     local = perc_platform.open_particles(shared / "particles" / "ay19102021_L3_position6_ribo_it09_bin8_1.82A.mrcs")

@@ -11,6 +11,7 @@ import pytest
 
 from perc_platform.errors import RemoteError
 from perc_platform.storage import _http_ranges, read_bytes, read_ranges_into
+from perc_platform.storage.policy import grant_host
 from perc_platform.testing import Response
 
 
@@ -23,6 +24,7 @@ def blob(tmp_path: Path) -> Path:
 
 def test_many_ranges_in_one_call_fill_their_buffers(blob: Path, server_factory) -> None:
     srv = server_factory(blob.parent)
+    grant_host(srv.url)
     raw = blob.read_bytes()
     ranges = [(s, min(n, len(raw) - s)) for s, n in zip(range(0, 290_000, 9_999), range(1, 30_000, 1_000),
                                                         strict=False)]
@@ -35,6 +37,7 @@ def test_many_ranges_in_one_call_fill_their_buffers(blob: Path, server_factory) 
 
 def test_a_stale_kept_alive_connection_is_replaced(blob: Path, server_factory) -> None:
     srv = server_factory(blob.parent)
+    grant_host(srv.url)
     url = f"{srv.url}/blob.bin"
     assert read_bytes(url, 10, 5) == blob.read_bytes()[10:15]
     conn = _http_ranges._connections()[_http_ranges._key(url)]
@@ -46,6 +49,7 @@ def test_a_stale_kept_alive_connection_is_replaced(blob: Path, server_factory) -
 
 def test_whole_file_answer_is_accepted_when_it_is_what_was_asked(blob: Path, server_factory) -> None:
     srv = server_factory(blob.parent, ignore_range=True)
+    grant_host(srv.url)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no RangeNotSupportedWarning: nothing needs caching
         assert read_bytes(f"{srv.url}/blob.bin", 0, blob.stat().st_size) == blob.read_bytes()
@@ -53,6 +57,7 @@ def test_whole_file_answer_is_accepted_when_it_is_what_was_asked(blob: Path, ser
 
 def test_reads_past_the_end(blob: Path, server_factory) -> None:
     srv = server_factory(blob.parent)
+    grant_host(srv.url)
     size = blob.stat().st_size
     assert read_bytes(f"{srv.url}/blob.bin", size - 4, 100) == blob.read_bytes()[-4:]
     assert read_bytes(f"{srv.url}/blob.bin", size + 10, 100) == b""
@@ -62,6 +67,7 @@ def test_a_wrong_content_range_is_not_trusted(server_factory, monkeypatch: pytes
     monkeypatch.setenv("PERC_RETRIES", "1")
     monkeypatch.setenv("PERC_BACKOFF", "0")
     srv = server_factory(None)
+    grant_host(srv.url)
     srv.add_route("/odd", lambda path, query: Response(b"x" * 10, 206, {"Content-Range": "bytes 0-9/100"}))
     with pytest.raises(RemoteError, match=r"asked for bytes from 50.*bytes 0-9/100"):
         read_bytes(f"{srv.url}/odd", 50, 10)

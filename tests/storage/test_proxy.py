@@ -10,6 +10,7 @@ import pytest
 
 import perc_platform
 from perc_platform.storage import read_bytes, read_ranges_into
+from perc_platform.storage.policy import grant_host
 from perc_platform.testing.proxy import LoopbackProxy
 from tests.io.mrc_helpers import mrcfile_read
 
@@ -27,6 +28,7 @@ def test_ranged_reads_and_a_lazy_stack_go_through_the_proxy(shared: Path, server
                                                              proxy: LoopbackProxy) -> None:
     folder = shared / "particles"
     srv = server_factory(folder)
+    grant_host(srv.url)
     url = f"{srv.url}/relion31.mrcs"
     raw = (folder / "relion31.mrcs").read_bytes()
     assert read_bytes(url, 1000, 24) == raw[1000:1024]
@@ -44,6 +46,7 @@ def test_ranged_reads_and_a_lazy_stack_go_through_the_proxy(shared: Path, server
 def test_fsspec_reads_with_storage_options_go_through_it_too(shared: Path, server_factory,  # type: ignore[no-untyped-def]
                                                               proxy: LoopbackProxy) -> None:
     srv = server_factory(shared / "particles")
+    grant_host(srv.url)
     url = f"{srv.url}/relion31.mrcs"
     raw = (shared / "particles" / "relion31.mrcs").read_bytes()
     assert read_bytes(url, 2000, 16, {"headers": {"X-Lab": "perc"}}) == raw[2000:2016]  # fsspec's HTTP
@@ -55,6 +58,7 @@ def test_no_proxy_bypasses_it(shared: Path, server_factory, proxy: LoopbackProxy
                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     srv = server_factory(shared / "particles")
+    grant_host(srv.url)
     assert read_bytes(f"{srv.url}/relion31.mrcs", 0, 4) == (shared / "particles" / "relion31.mrcs").read_bytes()[:4]
     assert proxy.requests == [] and srv.count("GET") == 1
 
