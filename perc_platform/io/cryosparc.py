@@ -80,10 +80,10 @@ _OPTICS: dict[str, str] = {"ctf/accel_kv": "voltage", "ctf/cs_mm": "spherical_ab
 
 def read_cs(path_or_url: str, storage_options: dict[str, Any] | None = None) -> np.ndarray:
     """Read a ``.cs`` file (local path or fsspec URL) as a checked 1-D structured array; no pickles."""
-    import fsspec
+    from perc_platform.storage.ranges import open_input  # remote files through the network policy
 
     try:
-        with fsspec.open(path_or_url, "rb", **(storage_options or {})) as handle:
+        with open_input(str(path_or_url), storage_options) as handle:
             raw = handle.read(_MAX_CS_BYTES + 1)
     except FileNotFoundError:
         raise DataNotFoundError(f"cryoSPARC file {path_or_url} does not exist; check the path or URL") from None

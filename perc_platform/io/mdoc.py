@@ -128,10 +128,10 @@ def parse_mdoc_text(text: str, source: str = "<mdoc>") -> MdocFile:
 
 def read_mdoc(path_or_url: str, storage_options: dict[str, Any] | None = None) -> MdocFile:
     """Read a SerialEM mdoc from a local path or fsspec URL (size-bounded), with ``mdocfile``."""
-    import fsspec
+    from perc_platform.storage.ranges import open_input  # remote files through the network policy
 
     try:
-        with fsspec.open(str(path_or_url), "rb", **(storage_options or {})) as handle:
+        with open_input(str(path_or_url), storage_options) as handle:
             raw = handle.read(_MAX_MDOC_BYTES + 1)
     except FileNotFoundError:
         raise DataNotFoundError(f"mdoc file {path_or_url} does not exist; check the path or URL") from None

@@ -17,7 +17,7 @@ from perc_platform.errors import DataNotFoundError, FormatError, TruncatedFileEr
 from perc_platform.io.layout import SegmentLayout
 from perc_platform.io.tiff_codec import SUPPORTED_COMPRESSIONS, TiffCodec
 from perc_platform.storage.ranged_file import open_ranged
-from perc_platform.storage.ranges import file_size, is_remote
+from perc_platform.storage.ranges import file_size, is_remote, local_path
 
 __all__ = ["TiffImageFile", "open_tiff_file"]
 
@@ -109,7 +109,7 @@ def open_tiff_file(url: str, storage_options: dict[str, Any] | None = None) -> T
     if end > size:
         raise TruncatedFileError(f"{url}: its TIFF tags place strips up to byte {end} but the file has {size} "
                                  "bytes; the file is truncated")
-    return TiffImageFile(url=url if is_remote(url) else os.path.abspath(url),
+    return TiffImageFile(url=url if is_remote(url) else os.path.abspath(local_path(url)),
                          shape=(len(pages), *codec.image_shape), dtype=dtype,
                          layout=SegmentLayout(offsets, lengths, codec),
                          storage_options=tuple(sorted((storage_options or {}).items())), pixel_size=pixel_size)

@@ -12,6 +12,7 @@ import xarray as xr
 from perc_platform import open_particles
 from perc_platform.errors import FormatError, TruncatedFileError
 from perc_platform.io import StackArray, format_for, open_image_file
+from perc_platform.storage.policy import grant_host
 from perc_platform.testing import LoopbackServer
 
 FRAMES, NY, NX = 5, 70, 90  # 70 x 90 is not a multiple of the strips or tiles: edges are cut
@@ -86,6 +87,7 @@ def test_frames_over_http_move_only_their_strips(tmp_path: Path, server_factory:
     with tifffile.TiffFile(path) as tif:
         needed = {i: int(np.sum(p.databytecounts)) for i, p in enumerate(tif.pages)}
     server = server_factory(tmp_path)
+    grant_host(server.url)
     images = open_particles(f"{server.url}/movie.tif")
     assert images.dims == ("particle", "y", "x") and images.dtype == np.uint16
     server.reset_counts()
