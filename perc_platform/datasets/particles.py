@@ -63,14 +63,16 @@ def _stack_candidates(star: str, name: str, given: dict[str, str]) -> list[str]:
     network may not send us to local files (``/etc/...``, ``file://``)."""
     base = os.path.basename(name)
     candidates = [given[base]] if base in given else []
-    derived = [resolve_relative(star, name)] + ([resolve_relative(star, base)] if base != name else [])
-    for candidate in derived:
-        if is_remote(star) and not is_remote(candidate):
-            raise NetworkPolicyError(f"{star} names the stack {name!r}, a local file; a STAR file read over the "
-                                     "network may only name files on allowed hosts. Pass the stack yourself "
-                                     "(source=...) if you mean it")
-        check_url(candidate, what=f"stack {name!r} named in {star}")
-    candidates.extend(derived)
+    for candidate in [resolve_relative(star, name)] + ([resolve_relative(star, base)] if base != name else []):
+        try:
+            if is_remote(star) and not is_remote(candidate):
+                raise NetworkPolicyError(f"{star} names the stack {name!r}, a local file; a STAR file read over "
+                                         "the network may only name files on allowed hosts. Pass the stack "
+                                         "yourself (source=...) if you mean it")
+            candidates.append(check_url(candidate, what=f"stack {name!r} named in {star}"))
+        except NetworkPolicyError:
+            if not candidates:  # nothing the caller gave to fall back on
+                raise
     return list(dict.fromkeys(candidates))
 
 

@@ -103,6 +103,8 @@ def _request(url: str, start: int, length: int) -> http.client.HTTPResponse:
 def _read_one(url: str, start: int, length: int, buf: np.ndarray, allow_short: bool) -> int:
     """One range of ``url`` into ``buf``, following redirects the network policy allows."""
     source, url = url, _moved.get(url, url)
+    if url != source:
+        policy.check_url(url)  # moved earlier: still allowed?
     for _ in range(_MAX_REDIRECTS + 1):
         resp = _request(url, start, length)
         location = resp.getheader("Location")

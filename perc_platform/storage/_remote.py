@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import fsspec
 
-from perc_platform.config import get_config
+from perc_platform.config import PercConfig, get_config
 from perc_platform.errors import DataNotFoundError, NetworkPolicyError, PercError, RemoteError
 from perc_platform.storage import policy
 from perc_platform.storage._http_connect import MAX_RETRY_AFTER, retry_after
@@ -127,9 +127,9 @@ def _status_of(exc: BaseException) -> tuple[int | None, float | None]:
     return status, retry_after(headers.get("Retry-After")) if hasattr(headers, "get") else None
 
 
-def with_retries(call: Callable[[], T], url: str) -> T:
+def with_retries(call: Callable[[], T], url: str, config: PercConfig | None = None) -> T:
     """``call()`` with the platform's retry policy for reading ``url`` (see the module docstring)."""
-    config = get_config()
+    config = config or get_config()
     for attempt in range(config.retries + 1):
         mark = refusals_mark()
         try:

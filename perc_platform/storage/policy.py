@@ -38,6 +38,9 @@ _PROTOCOL = re.compile(r"^[a-z][a-z0-9+.\-]*$")
 _granted: set[str] = set()
 _listeners: list[Callable[[], None]] = []
 _lock = threading.Lock()
+# id(config) -> (config, generation, allowed hosts); holding the config keeps its id from being reused
+_allowed_cache: dict[int, tuple[PercConfig, int, frozenset[str]]] = {}
+_generation = 0  # grants and revocations so far
 
 
 def normalise_host(netloc: str, scheme: str = "") -> str:
@@ -67,6 +70,7 @@ def grant_host(netloc: str) -> None:
         if host in _granted:
             return
         _granted.add(host)
+        _bump()
         listeners = list(_listeners)
     for listener in listeners:
         listener()
@@ -89,13 +93,29 @@ def _revoke_all() -> None:
     """Forget every granted host (tests)."""
     with _lock:
         _granted.clear()
+        _bump()
+
+
+def _bump() -> None:
+    global _generation
+    _generation += 1
+    _allowed_cache.clear()
 
 
 def allowed_hosts(config: PercConfig | None = None) -> frozenset[str]:
     """Every host the policy allows now: endpoints, ``PERC_EXTRA_HOSTS`` and granted hosts."""
     config = config or get_config()
+    cached = _allowed_cache.get(id(config))
+    if cached is not None and cached[0] is config and cached[1] == _generation:
+        return cached[2]
+    generation = _generation
     hosts = {normalise_host(h) for h in config.endpoint_hosts()} | set(granted_hosts())
-    return frozenset(h for h in hosts if h)
+    allowed = frozenset(h for h in hosts if h)
+    with _lock:
+        if len(_allowed_cache) > 64:
+            _allowed_cache.clear()
+        _allowed_cache[id(config)] = (config, generation, allowed)
+    return allowed
 
 
 def url_parts(url: str) -> list[tuple[str, str]]:

@@ -129,7 +129,6 @@ def read_ranges_into(url: str, ranges: Sequence[tuple[int, int]], buffers: Seque
     if not is_remote(url):
         return _read_local(local_path(url), ranges, buffers, allow_short)
     if url.startswith(("http://", "https://")) and not storage_options:
-        policy.check_url(url)
         return _read_http(url, ranges, buffers, allow_short)
     fs, path = _fs(url, storage_options)
     starts = [s for s, _ in ranges]
@@ -168,8 +167,10 @@ def _checked(url: str, ranges: Sequence[tuple[int, int]], got: list[int], allow_
 def _read_http(url: str, ranges: Sequence[tuple[int, int]], buffers: Sequence[np.ndarray],
                allow_short: bool) -> list[int]:
     """Plain HTTP(S): each range read straight into its buffer (``_http_ranges``), same checks and fallback."""
+    config = get_config()
+    policy.check_url(url, config=config)
     try:
-        got = _with_retries(lambda: _http_ranges.read_ranges_into(url, ranges, buffers, allow_short), url)
+        got = _with_retries(lambda: _http_ranges.read_ranges_into(url, ranges, buffers, allow_short), url, config)
     except _http_ranges.RangeIgnored:
         return _read_cached_copy(url, ranges, buffers, None, allow_short)
     return _checked(url, ranges, got, allow_short)

@@ -70,6 +70,8 @@ def test_fsspec_read_with_storage_options_does_not_follow_a_foreign_redirect(
         pp.open_particles(f"{home.url}/moved.mrcs", storage_options={"headers": {"X-Lab": "1"}})
     with pytest.raises(NetworkPolicyError, match=foreign.url.split("://")[1]):  # HEAD (size) as well as GET
         file_size(f"{home.url}/moved.mrcs", storage_options={"headers": {"X-Lab": "1"}})
+    with pytest.raises(NetworkPolicyError, match=foreign.url.split("://")[1]):  # the http layer of a chain
+        pp.open_particles(f"simplecache::{home.url}/moved.mrcs")
 
 
 def test_range_ignored_fallback_does_not_follow_a_foreign_redirect(home: LoopbackServer, folder: Path,
