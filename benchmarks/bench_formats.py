@@ -57,6 +57,7 @@ def main() -> None:
 
     from perc_platform import open_particles
     from perc_platform.datasets import select_particles
+    from perc_platform.storage import grant_host
     from perc_platform.testing import LoopbackServer
 
     compression = None if args.compression == "none" else args.compression
@@ -71,6 +72,7 @@ def main() -> None:
               f"load average {os.getloadavg()[0]:.1f}")
         with LoopbackServer(tmp) as server:
             url = f"{server.url}/movie.tif"
+            grant_host(url)  # our own server: allowed by the network policy
             remote = open_particles(url)
             open_bytes = server.bytes_sent
             rng = np.random.default_rng(1)

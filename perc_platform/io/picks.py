@@ -50,11 +50,11 @@ def _csv_table(text: str, source: str) -> pd.DataFrame:
 
 def read_picks(path_or_url: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> np.ndarray:
     """Pick centres as an ``(n, 3)`` float array of ``(x, y, z)`` in the file's own unit (stated by the caller)."""
-    import fsspec
+    from perc_platform.storage.ranges import open_input  # remote files through the network policy
 
     source = os.fspath(path_or_url)
     try:
-        with fsspec.open(source, "rb", **(storage_options or {})) as handle:
+        with open_input(source, storage_options) as handle:
             raw = handle.read(_MAX_BYTES + 1)
     except FileNotFoundError:
         raise DataNotFoundError(f"pick file {source} does not exist; check the path or URL") from None

@@ -59,10 +59,10 @@ def read_tilt_angles(path_or_url: str | os.PathLike[str], storage_options: dict[
         from perc_platform.io.mdoc import read_mdoc
 
         return read_mdoc(source, storage_options).tilt_angles()
-    import fsspec
+    from perc_platform.storage.ranges import open_input  # remote files through the network policy
 
     try:
-        with fsspec.open(source, "rb", **(storage_options or {})) as handle:
+        with open_input(source, storage_options) as handle:
             raw = handle.read(_MAX_BYTES + 1)
     except FileNotFoundError:
         raise DataNotFoundError(f"tilt-angle file {source} does not exist; check the path or URL") from None

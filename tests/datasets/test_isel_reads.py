@@ -10,6 +10,7 @@ import pytest
 
 import perc_platform as pp
 from perc_platform.datasets import _fused_reads
+from perc_platform.storage.policy import grant_host
 from perc_platform.testing import write_stack
 from tests.io.mrc_helpers import mrcfile_read
 
@@ -28,6 +29,7 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_isel_with_a_list_of_ten_random_particles_moves_only_their_bytes(
         stack_dir: Path, server_factory, chunk_size: int | None) -> None:
     srv = server_factory(stack_dir)
+    grant_host(srv.url)
     images = pp.open_particles(f"{srv.url}/stack.mrcs", chunk_size=chunk_size)
     picks = np.random.default_rng(11).choice(N, 10, replace=False)  # unsorted, across chunks
     srv.reset_counts()
@@ -43,6 +45,8 @@ def test_isel_of_a_catalog_source_and_a_computed_reduction_stay_exact(stack_dir:
     from perc_platform.catalogs import catalog_path
 
     srv = server_factory(stack_dir)
+
+    grant_host(srv.url)
     cat = intake.open_catalog(str(catalog_path()))
     images = cat.local_particles(urlpath=f"{srv.url}/stack.mrcs").to_dask()["image"]
     picks = [5, 600, 600, 2999, 7]  # with a repeat

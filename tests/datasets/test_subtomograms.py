@@ -15,6 +15,7 @@ import zarr
 import perc_platform as pp
 from perc_platform.errors import FormatError, ParameterError
 from perc_platform.ml import ParticleLoader
+from perc_platform.storage.policy import grant_host
 from tests.datasets.test_ome_zarr import write_ome_zarr
 
 SHAPE, BOX, VOXEL = (40, 48, 56), 10, 6.25
@@ -89,6 +90,7 @@ def test_ome_zarr_subtomograms_equal_zarr_slices(tmp_path: Path) -> None:
 def test_remote_cubes_read_rows_not_the_volume(tomogram: tuple[Path, np.ndarray], server_factory) -> None:
     path, reference = tomogram
     srv = server_factory(path.parent)
+    grant_host(srv.url)
     volume = pp.open_tomogram(f"{srv.url}/{path.name}")
     picks = inside_picks(3, seed=4)
     cubes = pp.open_subtomograms(volume, picks, box=BOX, units="pixel")

@@ -15,6 +15,7 @@ import pytest
 import perc_platform as pp
 from perc_platform.errors import DataNotFoundError, FormatError
 from perc_platform.io.tilt_angles import read_tilt_angles
+from perc_platform.storage.policy import grant_host
 
 
 def write_tilt_stack(path: Path, n: int, shape: tuple[int, int] = (12, 10), seed: int = 0) -> np.ndarray:
@@ -86,6 +87,7 @@ def test_remote_tilt_series_and_tomogram_read_only_headers_at_open(tmp_path: Pat
         mrc.set_data(tomogram)
         mrc.voxel_size = 7.5
     srv = server_factory(tmp_path)
+    grant_host(srv.url)
     series = pp.open_tilt_series(f"{srv.url}/TS_07.st")
     angle_bytes = (tmp_path / "TS_07.tlt").stat().st_size
     assert srv.bytes_sent == 1024 + angle_bytes  # the MRC header and the angle file, no image
