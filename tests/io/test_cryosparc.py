@@ -16,6 +16,7 @@ from scipy.spatial.transform import Rotation
 import perc_platform as pp
 from perc_platform.errors import CsFormatError, DataNotFoundError, PercError
 from perc_platform.io import cs_particle_metadata, read_cs
+from perc_platform.storage.policy import grant_host
 
 META = "metadata"
 
@@ -225,5 +226,6 @@ def test_remote_cs_file_with_its_stack(tmp_path: Path, server_factory) -> None:
     table["blob/idx"] = [3, 0, 2]
     _save(tmp_path / "p.cs", table)
     srv = server_factory(tmp_path)
+    grant_host(srv.url)
     images = pp.open_particles(star=f"{srv.url}/p.cs")
     np.testing.assert_array_equal(images.values, data[[3, 0, 2]])
