@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from typing import Any
 
 
@@ -23,12 +24,17 @@ def run(args: argparse.Namespace) -> int:
 
     from perc_platform.catalogs import catalog_path
 
-    cat = intake.open_catalog(args.catalog or str(catalog_path()))
-    if args.action == "list":
-        for name in cat:
-            print(f"{name:24s} {cat[name].describe().get('description') or ''}")
-        return 0
-    print(json.dumps(entry(cat, args.entry).describe(), indent=2, default=str))
+    with warnings.catch_warnings():
+        # intake 2.0 warns "Shell command not executed" for every string default it expands, shell or not
+        # (intake/catalog/utils.py expand_defaults); our catalogs run no shell commands.
+        warnings.filterwarnings("ignore", message="Shell command not executed due to getshell=False",
+                                category=UserWarning, module=r"intake\.catalog\.utils")
+        cat = intake.open_catalog(args.catalog or str(catalog_path()))
+        if args.action == "list":
+            for name in cat:
+                print(f"{name:24s} {cat[name].describe().get('description') or ''}")
+            return 0
+        print(json.dumps(entry(cat, args.entry).describe(), indent=2, default=str))
     return 0
 
 

@@ -21,12 +21,12 @@ class SourceParams(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _empty_is_unset(cls, data: Any) -> Any:
-        # Catalog templates render an unset optional parameter as "", which means "not given". Intake
-        # builds the source with default arguments when an entry is first accessed, so required fields
-        # keep "" (and fail at the first read, with the path named).
+        # Catalog templates render an unset parameter as "" (and None as "None"), which means "not given": the
+        # field's default applies. Intake builds the source with default arguments when an entry is first
+        # accessed, so required fields keep "" (and fail at the first read, with the path named).
         if isinstance(data, dict):
             optional = {n for n, f in cls.model_fields.items() if not f.is_required()}
-            return {k: (None if v == "" and k in optional else v) for k, v in data.items()}
+            return {k: v for k, v in data.items() if not (k in optional and (v is None or v in ("", "None")))}
         return data
 
 

@@ -7,6 +7,7 @@ is a source whose ``to_dask()`` is the lazy ``(particle, y, x)`` Dataset over th
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
 import xarray as xr
@@ -62,6 +63,10 @@ _SELECTORS = [
 ]
 
 
+_CATALOG_KEYWORDS = {"name", "description", "getenv", "getshell", "persist_mode", "storage_options",
+                     "user_parameters", "entries"}
+
+
 class EmpiarCatalog(Catalog):
     """The imagesets of one EMPIAR entry (metadata fetched from the EMPIAR API, cached for ``ttl`` seconds)."""
 
@@ -71,8 +76,22 @@ class EmpiarCatalog(Catalog):
 
     def __init__(self, entry: str = "", ttl: float = DEFAULT_TTL, metadata: dict[str, Any] | None = None,
                  **kwargs: Any) -> None:
-        self.params = validate_params(EmpiarParams, self.name, entry=str(entry), ttl=ttl)
-        super().__init__(metadata=metadata, ttl=ttl, **kwargs)
+        # intake's own Catalog keywords pass through; anything else is a bad parameter (ParameterError)
+        own = {k: kwargs.pop(k) for k in _CATALOG_KEYWORDS & set(kwargs)}
+        self.params = validate_params(EmpiarParams, self.name, entry=str(entry), ttl=ttl, **kwargs)
+        super().__init__(metadata=metadata, ttl=self.params.ttl, **own)
+
+    def force_reload(self) -> None:
+        # intake's Catalog loads in its constructor; the entry's metadata is fetched on first use instead
+        # (listing, lookup), so building or unpickling the catalog touches no network.
+        self.updated = time.time()
+        self._loaded = False
+
+    def _get_entries(self) -> Any:
+        if not self._loaded:
+            self._load()
+            self._loaded = True
+        return self._entries
 
     def _load(self) -> None:
         from perc_platform.archives.empiar import fetch_empiar_entry

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import xarray as xr
-from intake.source.base import DataSource, Schema
+from intake.source.base import Schema
 from pydantic import PositiveInt
 
-from intake_perc._params import SourceParams, validate_params
-from perc_platform._version import __version__
+from intake_perc._lazy import PercSource
+from intake_perc._params import SourceParams
 from perc_platform.conventions import IMAGE_NAME, PARTICLE_DIMS
 from perc_platform.datasets.particles import particle_parts
 from perc_platform.datasets.selection import lazy_particles
 from perc_platform.io.stack_array import StackArray
+
+_Parts = tuple[StackArray, dict[str, Any], dict[str, Any]]
 
 
 class MrcStackParams(SourceParams):
@@ -24,50 +26,36 @@ class MrcStackParams(SourceParams):
     storage_options: dict[str, Any] | None = None
 
 
-class MrcStackSource(DataSource):
+class MrcStackSource(PercSource):
     """Lazy MRC particle stacks; one partition per stack file."""
 
-    container = "xarray"
     name = "mrc_stack"
-    version = __version__
+    Params = MrcStackParams
     partition_access = True
 
-    def __init__(self, urlpath: str | list[str] | None = None, star: str | None = None,
-                 chunk_size: int | None = None, storage_options: dict[str, Any] | None = None,
-                 metadata: dict[str, Any] | None = None, **unknown: Any) -> None:
-        self.params = validate_params(MrcStackParams, self.name, urlpath=urlpath, star=star,
-                                      chunk_size=chunk_size, storage_options=storage_options, **unknown)
-        self._parts: tuple[StackArray, dict[str, Any], dict[str, Any]] | None = None
-        super().__init__(metadata=metadata)
+    def __init__(self, urlpath: str | list[str] | None = None, metadata: dict[str, Any] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(metadata=metadata, urlpath=urlpath, **kwargs)
 
-    def _load(self) -> tuple[StackArray, dict[str, Any], dict[str, Any]]:
-        if self._parts is None:
-            p = self.params
-            self._parts = particle_parts(p.urlpath, p.star, p.storage_options)
-        return self._parts
+    def _open(self) -> _Parts:
+        p = cast(MrcStackParams, self.params)
+        return particle_parts(p.urlpath, p.star, p.storage_options)
 
-    def _get_schema(self) -> Schema:
-        array, _, attrs = self._load()
-        self.metadata.update({k: v for k, v in attrs.items() if k != "history"})
-        return Schema(datashape=None, dtype=str(array.dtype), shape=array.shape,
-                      npartitions=len(array.files), extra_metadata={"files": [f.url for f in array.files]})
-
-    def _dataset(self, data: Any, coords: dict[str, Any], attrs: dict[str, Any]) -> xr.Dataset:
+    @staticmethod
+    def _build(data: Any, coords: dict[str, Any], attrs: dict[str, Any]) -> xr.Dataset:
         return xr.Dataset({IMAGE_NAME: (PARTICLE_DIMS, data, attrs)},
                           coords={k: ("particle", np.asarray(v)) for k, v in coords.items()}, attrs=attrs)
 
-    def to_dask(self) -> xr.Dataset:
-        array, coords, attrs = self._load()
-        return self._dataset(lazy_particles(array, self.params.chunk_size), coords, attrs)
+    def _dataset(self, opened: _Parts) -> xr.Dataset:
+        array, coords, attrs = opened
+        return self._build(lazy_particles(array, cast(MrcStackParams, self.params).chunk_size), coords, attrs)
+
+    def _schema_of(self, ds: xr.Dataset) -> Schema:
+        array = cast(_Parts, self._load())[0]
+        return Schema(datashape=None, dtype=str(array.dtype), shape=array.shape,
+                      npartitions=len(array.files), extra_metadata={"files": [f.url for f in array.files]})
 
     def _get_partition(self, i: int) -> xr.Dataset:
-        array, coords, attrs = self._load()
+        array, coords, attrs = cast(_Parts, self._load())
         rows = np.flatnonzero(array.file_ids == i)
-        return self._dataset(array.read_particles(rows), {k: np.asarray(v)[rows] for k, v in coords.items()},
-                             attrs)
-
-    def read(self) -> xr.Dataset:
-        return self.to_dask().load()
-
-    def _close(self) -> None:
-        self._parts = None
+        return self._build(array.read_particles(rows), {k: np.asarray(v)[rows] for k, v in coords.items()}, attrs)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from intake.source.base import DataSource, Schema
+import xarray as xr
+from intake.source.base import Schema
 
-from intake_perc._params import SourceParams, validate_params
-from perc_platform._version import __version__
+from intake_perc._lazy import PercSource
+from intake_perc._params import SourceParams
 
 
 class NeuralMapParams(SourceParams):
@@ -15,37 +16,34 @@ class NeuralMapParams(SourceParams):
     device: str = "cpu"
 
 
-class NeuralMapSource(DataSource):
+class NeuralMapSource(PercSource):
     """A saved neural map; ``read()`` returns the ``NeuralMap``, ``to_dask()`` its density on the fitted grid."""
 
     container = "python"
     name = "neural_map"
-    version = __version__
-    partition_access = False
+    Params = NeuralMapParams
 
-    def __init__(self, urlpath: str, device: str = "cpu", metadata: dict[str, Any] | None = None,
-                 **unknown: Any) -> None:
-        self.params = validate_params(NeuralMapParams, self.name, urlpath=urlpath, device=device, **unknown)
-        self._neural_map: Any = None
-        super().__init__(metadata=metadata)
+    def __init__(self, urlpath: str, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(metadata=metadata, urlpath=urlpath, **kwargs)
 
-    def _load(self) -> Any:
-        if self._neural_map is None:
-            from perc_platform.neural_maps import NeuralMap
+    def _open(self) -> Any:
+        from perc_platform.neural_maps import NeuralMap
 
-            self._neural_map = NeuralMap.load(self.params.urlpath, device=self.params.device)
-        return self._neural_map
+        p = cast(NeuralMapParams, self.params)
+        return NeuralMap.load(p.urlpath, device=p.device)
 
-    def _get_schema(self) -> Schema:
+    def _dataset(self, opened: Any) -> xr.Dataset:
+        # The density is sampled here (the weights are in memory, a map is small); dask-backed like every source's.
+        return opened.sample().chunk().to_dataset(promote_attrs=True)
+
+    def _schema_of(self, ds: xr.Dataset) -> Schema:
         neural_map = self._load()
         self.metadata.update({k: neural_map.attrs[k] for k in ("source_id", "source_uri") if k in neural_map.attrs})
         return Schema(datashape=None, dtype="float32", shape=neural_map.shape, npartitions=1, extra_metadata={})
 
+    def _get_schema(self) -> Schema:
+        return self._schema_of(xr.Dataset())
+
     def read(self) -> Any:
+        """The ``NeuralMap`` itself (``to_dask().load()`` is its sampled density)."""
         return self._load()
-
-    def to_dask(self) -> Any:
-        return self._load().sample().to_dataset(promote_attrs=True)
-
-    def _close(self) -> None:
-        self._neural_map = None

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import xarray as xr
-from intake.source.base import DataSource, Schema
+from intake.source.base import Schema
 from pydantic import model_validator
 
-from intake_perc._params import SourceParams, validate_params
-from perc_platform._version import __version__
+from intake_perc._lazy import PercSource
+from intake_perc._params import SourceParams
 from perc_platform.datasets.structures import open_structure_by_id
 
 
@@ -27,46 +27,33 @@ class StructureParams(SourceParams):
         return self
 
 
-class StructureSource(DataSource):
+class StructureSource(PercSource):
     """An atomic structure (``position`` (atom, axis) and per-atom coords); one partition."""
 
-    container = "xarray"
     name = "structure"
-    version = __version__
+    Params = StructureParams
     partition_access = True
 
-    def __init__(self, uniprot_id: str | None = None, pdb_id: str | None = None, prefer: str = "pdb",
-                 format: str = "cif", clean: bool = False, metadata: dict[str, Any] | None = None) -> None:
-        self.params = validate_params(StructureParams, self.name, uniprot_id=uniprot_id, pdb_id=pdb_id,
-                                      prefer=prefer, format=format, clean=clean)
-        self._ds: xr.Dataset | None = None
-        super().__init__(metadata=metadata)
+    def __init__(self, uniprot_id: str | None = None, pdb_id: str | None = None,
+                 metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(metadata=metadata, uniprot_id=uniprot_id, pdb_id=pdb_id, **kwargs)
 
-    def _load(self) -> xr.Dataset:
-        if self._ds is None:
-            p = self.params
-            query = p.uniprot_id or p.pdb_id
-            if not query:
-                from perc_platform.errors import ParameterError
+    def _open(self) -> xr.Dataset:
+        p = cast(StructureParams, self.params)
+        query = p.uniprot_id or p.pdb_id
+        if not query:
+            from perc_platform.errors import ParameterError
 
-                raise ParameterError("the 'structure' source needs uniprot_id (e.g. 'P00698') or pdb_id "
-                                     "(e.g. '1AKI')")
-            self._ds = open_structure_by_id(query, prefer=p.prefer, fmt=p.format, clean=p.clean)
-        return self._ds
+            raise ParameterError("the 'structure' source needs uniprot_id (e.g. 'P00698') or pdb_id (e.g. '1AKI')")
+        return open_structure_by_id(query, prefer=p.prefer, fmt=p.format, clean=p.clean)
 
-    def _get_schema(self) -> Schema:
-        ds = self._load()
-        self.metadata.update({k: v for k, v in ds.attrs.items() if k != "history"})
+    def _dataset(self, opened: xr.Dataset) -> xr.Dataset:
+        # The file is fetched and parsed on first use (it is small); its data variables are dask-backed like
+        # every other source's, and read() returns them in memory.
+        return opened.copy(data={k: v.chunk().data for k, v in opened.data_vars.items()})
+
+    def _schema_of(self, ds: xr.Dataset) -> Schema:
         return Schema(datashape=None, dtype=None, shape=(ds.sizes["atom"],), npartitions=1, extra_metadata={})
 
-    def to_dask(self) -> xr.Dataset:
-        return self._load()
-
     def _get_partition(self, i: int) -> xr.Dataset:
-        return self._load()
-
-    def read(self) -> xr.Dataset:
-        return self._load()
-
-    def _close(self) -> None:
-        self._ds = None
+        return self.read()
