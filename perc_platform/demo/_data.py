@@ -33,7 +33,7 @@ class DemoArchive:
     emdb_id: str
     empiar_id: str
     star: str  # path of the STAR file inside the EMPIAR entry
-    resolution: float
+    resolution: float | None  # of the map, where known (also in the archive's EMDB entry record)
     indexed: tuple[Path, ...] = ()  # folders whose structures and maps the loopback archive serves
 
 
@@ -60,6 +60,13 @@ def build_mini_archive(root: Path, *, n_particles: int = 1200, box: int = 48, pi
         density = simulate.density_map(structure, voxel_size=pixel_size, resolution=resolution).compute()
         origin = [float(density[d][0]) for d in ("x", "y", "z")]
         write_volume(emd, density.values.astype(np.float32), voxel_size=pixel_size, origin=origin)
+    record = maps / f"emdb_entry_{EMDB_ID}.json"
+    if not record.exists():
+        import json
+
+        from perc_platform.demo._pairs import entry_record
+
+        record.write_text(json.dumps(entry_record(EMDB_ID, PDB_ID, resolution, "demo four-helix bundle")))
     star = particles_dir / "particles.star"
     if not star.exists():
         say(f"simulating {n_particles} particles ({box} px, CTF, SNR 0.1) for {EMPIAR_ID}")  # type: ignore[operator]
@@ -100,24 +107,40 @@ def _usable_rows(star: Path) -> int:
 
 
 def real_data_archive(source: Path, root: Path) -> DemoArchive:
-    """An archive over a folder of real files (e.g. ../shared/data): its structures, maps and particles."""
-    import re
+    """An archive over a folder of real files (e.g. ../shared/data): a map with its own model, and particles.
 
-    pdbs = sorted(p for p in source.rglob("*") if re.fullmatch(r"[0-9][a-z0-9]{3}\.(pdb|cif)", p.name, re.I))
-    maps = sorted(p for p in source.rglob("*") if re.fullmatch(r"emd_\d+\.map", p.name, re.I))
+    The map and model are paired by their EMDB/PDB ids (:func:`perc_platform.demo._pairs.find_pairs`), never
+    by the first names that match; a pair with a known resolution is preferred, then the smallest map.
+    They are linked into ``root`` under the names the loopback archive serves, with an EMDB entry record
+    carrying the resolution and the fitted model.
+    """
+    import json
+
+    from perc_platform.demo._pairs import entry_record, find_pairs
+    from perc_platform.errors import DataNotFoundError
+
+    pairs = find_pairs(source)
     stars = sorted(p for p in source.rglob("*.star") if list(p.parent.glob("*.mrcs")))
-    if not (pdbs and maps and stars):
-        from perc_platform.errors import DataNotFoundError
-
-        raise DataNotFoundError(f"{source} needs a structure named like 1abc.pdb, a map named like emd_1234.map "
-                                "and a STAR file beside its .mrcs stacks for `perc demo --real-data`")
+    if not (pairs and stars):
+        raise DataNotFoundError(f"{source} needs a map with its model (an emdb_entry_EMD-N.json naming the fitted "
+                                "PDB id, a MANIFEST.md pairs table, or a map named emd_N_<PDBID>...) and a STAR "
+                                "file beside its .mrcs stacks for `perc demo --real-data`")
+    pair = min(pairs, key=lambda p: (p.resolution is None, p.map_path.stat().st_size, p.map_path.name))
+    structures, maps = root / "structures", root / "maps"
+    number = pair.emdb_id.split("-")[1]
+    links = {structures / f"{pair.pdb_id.lower()}{pair.model_path.suffix.lower()}": pair.model_path,
+             maps / f"emd_{number}{pair.map_path.suffix.lower()}": pair.map_path}
     entry = root / "empiar" / EMPIAR_ID.split("-")[1] / "data" / "particles"
-    entry.mkdir(parents=True, exist_ok=True)
     star = max(stars, key=_usable_rows)  # the STAR file with the most particles whose stacks are there
-    for item in [star, *star.parent.glob("*.mrcs")]:
-        link = entry / item.name
-        if not link.exists():
-            os.symlink(item.resolve(), link)
-    return DemoArchive(root=root, pdb_id=pdbs[0].stem.upper(), emdb_id=f"EMD-{maps[0].stem.split('_')[1]}",
-                       empiar_id=EMPIAR_ID, star=f"data/particles/{star.name}", resolution=6.6,
-                       indexed=(source,))
+    links.update({entry / item.name: item for item in [star, *star.parent.glob("*.mrcs")]})
+    for link, target in links.items():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        os.symlink(target.resolve(), link)
+    record = entry_record(pair.emdb_id, pair.pdb_id, pair.resolution,
+                          f"{pair.emdb_id} with {pair.pdb_id} ({pair.evidence})")
+    (maps / f"emdb_entry_{pair.emdb_id}.json").write_text(json.dumps(record))
+    return DemoArchive(root=root, pdb_id=pair.pdb_id, emdb_id=pair.emdb_id, empiar_id=EMPIAR_ID,
+                       star=f"data/particles/{star.name}", resolution=pair.resolution,  # type: ignore[arg-type]
+                       indexed=(structures, maps))

@@ -77,7 +77,7 @@ def loopback_direct() -> dict[str, str]:
 
 
 def run_demo(out_dir: Path, *, real_data: Path | None = None, n_particles: int = 1200, classes: int = 6,
-             fit_steps: int = 400) -> dict[str, Any]:
+             fit_steps: int | None = None) -> dict[str, Any]:
     """Run the demo; write pictures and files into ``out_dir`` and return the summary figures.
 
     Downloads go to ``out_dir/cache`` (the demo's ids are made up, so they stay out of the user's cache).
@@ -89,7 +89,8 @@ def run_demo(out_dir: Path, *, real_data: Path | None = None, n_particles: int =
         return _run(out, real_data, n_particles, classes, fit_steps)
 
 
-def _run(out: Path, real_data: Path | None, n_particles: int, classes: int, fit_steps: int) -> dict[str, Any]:
+def _run(out: Path, real_data: Path | None, n_particles: int, classes: int,
+         fit_steps: int | None) -> dict[str, Any]:
     import intake
 
     from perc_platform.catalogs import catalog_path
@@ -128,7 +129,8 @@ def _run(out: Path, real_data: Path | None, n_particles: int, classes: int, fit_
         with _step("2D classification (streaming)", timings):
             summary.update(_classify(images, max(2, min(classes, images.sizes["particle"] // 30)), out))
         with _step("fitting a neural map on the cluster and its density graph", timings):
-            summary.update(_neural(density.load(), structure, archive.resolution, fit_steps, client, out))
+            summary.update(_neural(density.load(), structure, archive.resolution, fit_steps, client, out,
+                                   None if real_data else 4))
     summary["elapsed s"] = round(time.perf_counter() - started, 1)
     _table(summary, timings, out)
     return summary
@@ -163,37 +165,51 @@ def _classify(images: Any, classes: int, out: Path) -> dict[str, Any]:
     return {"classes": classes, "class sizes": " ".join(str(int(s)) for s in result.sizes)}
 
 
-def _neural(density: Any, structure: Any, resolution: float, steps: int, client: Any, out: Path) -> dict[str, Any]:
+def _neural(density: Any, structure: Any, resolution: float | None, steps: int | None, client: Any, out: Path,
+            helices: int | None) -> dict[str, Any]:
+    """Fit the map with the default settings, draw it, and build, save and score its density graph.
+
+    The resolution comes from the map's EMDB entry record (``density.attrs``), else from the archive.
+    """
     from perc_platform.demo._pictures import graph_picture, map_slices
     from perc_platform.neural_maps import (
-        FitSettings,
-        SirenConfig,
         density_graph,
         evaluate_graph,
         fit_neural_map,
         read_ca_positions,
+        write_graph,
         write_graph_mmcif,
     )
 
-    neural = fit_neural_map(density, config=SirenConfig(hidden_layers=3, hidden_width=96),
-                            settings=FitSettings(max_steps=steps, batch_size=4096), client=client,
-                            progress=True)
+    options: dict[str, Any] = {} if steps is None else {"max_steps": steps}
+    neural = fit_neural_map(density, client=client, progress=True, **options)
     sampled = neural.sample(like=density)
     norm = lambda v: (v - float(density.min())) / (float(density.max()) - float(density.min()))  # noqa: E731
     mae = float(np.abs(norm(sampled.values) - norm(density.values)).mean())
     map_slices(density, sampled, out / "map_slices.png")
     resampled = neural.to_mrc(out / "neural_map_1A.mrc", voxel_size=1.0, overwrite=True)
-    # Seeds every 0.5 A (the reference) on small maps; on large boxes, spaced so the grid stays ~2 million points.
-    extent = np.prod([float(density[d][-1] - density[d][0]) for d in ("z", "y", "x")])
-    spacing = max(0.5, float((extent / 2e6) ** (1 / 3)))
-    graph = density_graph(neural, resolution=resolution, edge_length=4.0, seed_spacing=spacing)
+    summary: dict[str, Any] = {"neural map MAE [0,1]": round(mae, 6),
+                               "regions above target": len(neural.regions_above_target)}
+    resolution = density.attrs.get("resolution") or resolution
+    if resolution is None:
+        _say("  the map's resolution is unknown (no EMDB entry record states it): density graph skipped")
+        return summary
+    _say(f"  resolution {resolution} A ({'EMDB entry' if density.attrs.get('resolution') else 'archive'})")
+    graph = density_graph(neural, resolution=float(resolution))
     write_graph_mmcif(graph, out / "density_graph.cif")
-    graph_picture(graph, read_ca_positions(structure), out / "density_graph.png")
-    score = evaluate_graph(graph, structure)
-    _say(f"  neural map MAE {mae:.4f} (map normalised to [0, 1]); resampled to 1 A: {resampled.name}; "
-         f"graph {graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges")
-    return {"neural map MAE [0,1]": round(mae, 4), "graph nodes": graph.number_of_nodes(),
-            "graph CA coverage": round(score.coverage, 3), "graph RMSD A": round(score.rmsd, 2)}
+    write_graph(graph, out / "density_graph.json")
+    ca = read_ca_positions(structure)
+    graph_picture(graph, ca, out / "density_graph.png")
+    score = evaluate_graph(graph, ca)
+    _say(f"  neural map MAE {mae:.2g} (map normalised to [0, 1]); resampled to 1 A: {resampled.name}; "
+         f"graph {graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges, edges <= "
+         f"{graph.graph['edge_length']:.1f} A")
+    summary.update({"graph nodes": graph.number_of_nodes(), "graph CA coverage": round(score.coverage, 3),
+                    "graph precision": round(score.precision, 3), "graph RMSD A": round(score.rmsd, 2)})
+    if helices:
+        per = [evaluate_graph(graph, part).coverage for part in np.array_split(ca, helices)]
+        summary["graph coverage per helix"] = " ".join(f"{c:.2f}" for c in per)
+    return summary
 
 
 def _table(summary: dict[str, Any], timings: dict[str, float], out: Path) -> None:
@@ -207,6 +223,6 @@ def _table(summary: dict[str, Any], timings: dict[str, float], out: Path) -> Non
         print(f"{'time: ' + key[:28]:34s} {seconds:.1f} s")
     print(f"{'outputs':34s} {out}")
     for name in ("classes/classes.png", "map_slices.png", "density_graph.png", "neural_map_1A.mrc",
-                 "density_graph.cif"):
+                 "density_graph.cif", "density_graph.json"):
         print(f"{'':34s} {name}")
 

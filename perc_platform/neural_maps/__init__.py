@@ -1,8 +1,9 @@
 """Neural maps: SIREN representations of density maps, fitted per region, and density graphs.
 
-``fit_neural_map(density)`` tiles a ``density`` DataArray into regions of at most 64^3 voxels, fits one
-SIREN per region (step cap, early stopping, all regions batched; on a GPU, the Dask cluster or in process)
-and returns a :class:`NeuralMap`, queried for density and gradient anywhere in Angstrom.
+``fit_neural_map(density)`` tiles a ``density`` DataArray into regions of at most 64^3 voxels and fits,
+over a cubic B-spline of the voxels, one SIREN residual per region (step cap, early stopping, all regions
+batched in one model; on a GPU, the Dask cluster or in process); it returns a :class:`NeuralMap`, queried
+for density and gradient anywhere in Angstrom and saved compactly (``NeuralMap.save``).
 ``density_graph(neural_map)`` turns its density peaks into a networkx graph; ``evaluate_graph`` scores it
 against a model's C-alpha atoms.
 """
@@ -16,6 +17,8 @@ from perc_platform.neural_maps._fit import print_progress as print_progress
 from perc_platform.neural_maps._graph import density_graph as density_graph
 from perc_platform.neural_maps._graph import graph_to_structure as graph_to_structure
 from perc_platform.neural_maps._graph import write_graph_mmcif as write_graph_mmcif
+from perc_platform.neural_maps._graph_io import read_graph as read_graph
+from perc_platform.neural_maps._graph_io import write_graph as write_graph
 from perc_platform.neural_maps._neural_map import NeuralMap as NeuralMap
 from perc_platform.neural_maps._regions import Tiling as Tiling
 from perc_platform.neural_maps._regions import tile_map as tile_map
@@ -37,6 +40,8 @@ __all__ = [
     "normalise_map",
     "print_progress",
     "read_ca_positions",
+    "read_graph",
     "tile_map",
+    "write_graph",
     "write_graph_mmcif",
 ]

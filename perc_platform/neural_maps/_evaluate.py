@@ -38,8 +38,21 @@ class GraphScore:
         return asdict(self)
 
 
-def read_ca_positions(structure: str | os.PathLike[str] | gemmi.Structure | xr.Dataset) -> np.ndarray:
-    """``(N, 3)`` Angstrom positions of the C-alpha atoms (first model; calcium ions excluded)."""
+Structure = str | os.PathLike[str] | gemmi.Structure | xr.Dataset | np.ndarray
+
+
+def read_ca_positions(structure: Structure) -> np.ndarray:
+    """``(N, 3)`` Angstrom positions of the C-alpha atoms (first model; calcium ions excluded).
+
+    ``structure``: a PDB/mmCIF path, a ``gemmi.Structure``, a structure Dataset, or already an ``(N, 3)``
+    array of C-alpha positions (x, y, z), returned as float64.
+    """
+    if isinstance(structure, np.ndarray):
+        positions = np.asarray(structure, dtype=np.float64)
+        if positions.ndim != 2 or positions.shape[1] != 3 or not np.isfinite(positions).all():
+            raise InputError(f"C-alpha positions must be a finite (N, 3) array of Angstrom (x, y, z), "
+                             f"got shape {positions.shape}")
+        return positions
     if isinstance(structure, xr.Dataset):
         if "position" not in structure or "atom_name" not in structure.coords:
             raise InputError("the structure Dataset needs `position` (atom, axis) and an `atom_name` coord")
@@ -57,14 +70,17 @@ def read_ca_positions(structure: str | os.PathLike[str] | gemmi.Structure | xr.D
             raise StructureFormatError(f"{path}: not a readable PDB/mmCIF file ({exc})") from exc
     if len(structure) == 0:
         raise StructureFormatError(f"structure {structure.name!r} has no models")
-    positions = [atom.pos.tolist() for chain in structure[0] for residue in chain for atom in residue
+    found = [atom.pos.tolist() for chain in structure[0] for residue in chain for atom in residue
                  if atom.name == "CA" and atom.element == gemmi.Element("C")]
-    return np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    return np.asarray(found, dtype=np.float64).reshape(-1, 3)
 
 
-def evaluate_graph(graph: nx.Graph, structure: str | os.PathLike[str] | gemmi.Structure | xr.Dataset,
-                   cutoff: float = 2.0) -> GraphScore:
-    """Coverage, precision and RMSD of ``graph``'s nodes against the C-alpha atoms of ``structure``."""
+def evaluate_graph(graph: nx.Graph, structure: Structure, cutoff: float = 2.0) -> GraphScore:
+    """Coverage, precision and RMSD of ``graph``'s nodes against the C-alpha atoms of ``structure``.
+
+    ``structure`` is anything :func:`read_ca_positions` takes, including an ``(N, 3)`` array of C-alpha
+    positions.
+    """
     ca = read_ca_positions(structure)
     nodes = node_positions(graph)
     if len(ca) == 0:

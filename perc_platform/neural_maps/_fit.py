@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -18,10 +19,15 @@ from perc_platform.errors import InputError, ParameterError
 from perc_platform.neural_maps._neural_map import NeuralMap
 from perc_platform.neural_maps._regions import tile_map
 from perc_platform.neural_maps._siren import SirenConfig
+from perc_platform.neural_maps._spline import residual_targets
 from perc_platform.neural_maps._train import FitSettings, ProgressFn, fit_regions, region_seed
 from perc_platform.processing._tasks import active_client, finished
 
-__all__ = ["fit_neural_map", "normalise_map", "print_progress"]
+__all__ = ["RESIDUAL_SIREN", "fit_neural_map", "normalise_map", "print_progress"]
+
+#: The default SIREN of a residual over the spline base (the sweep in benchmarks/bench_neural.py found no
+#: gain from larger ones: 3 x 64 and 3 x 128 at omega_0 = 90 did not learn the half-voxel correction either).
+RESIDUAL_SIREN = SirenConfig(hidden_layers=2, hidden_width=64, omega_0=30.0)
 
 log = logging.getLogger("perc_platform.neural_maps")
 
@@ -47,18 +53,26 @@ def normalise_map(values: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
 
 
 def _fit_task(values: list[np.ndarray], seeds: list[int], config: dict[str, Any], settings: dict[str, Any],
-              device: str | None) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+              device: str | None, residual: bool = False) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
     """One Dask task: fit some regions on the worker (its GPU if it has one)."""
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return fit_regions(values, seeds, SirenConfig(**config), FitSettings(**settings), dev)
+    return fit_regions(values, seeds, SirenConfig(**config), FitSettings(**settings), dev, residual=residual)
 
 
 def fit_neural_map(density: xr.DataArray, *, config: SirenConfig | None = None,
                    settings: FitSettings | None = None, max_region: int = 64, overlap: int = 4,
                    device: str | torch.device | None = None, client: Any = None,
                    regions_per_task: int = 1, regions_per_batch: int | None = None,
-                   progress: ProgressFn | bool | None = None, **fit_options: Any) -> NeuralMap:
+                   progress: ProgressFn | bool | None = None, base: str = "cubic", **fit_options: Any) -> NeuralMap:
     """Fit a neural map (one SIREN per region, blended) to a ``density`` DataArray ``(z, y, x)``.
+
+    ``base="cubic"`` (default): the map is a cubic B-spline through the voxels plus a SIREN residual per
+    region, fitted to the band-limited (Fourier) interpolation at the half voxels (``subdivisions=2``).
+    The voxel error is then that of the spline (about 1e-7) and the SIREN only corrects between voxels.
+    Default SIREN: :data:`RESIDUAL_SIREN` (2 x 64) over the base, the reference's 4 x 256 without one.
+    ``base="none"``: the SIREN alone fits the voxels (the reference design; far slower and less accurate:
+    see the README's table). After the fit each region's voxel MAE is in ``attrs["region_stats"]``; regions
+    above ``target_mae`` are listed in ``attrs["regions_above_target"]`` and named in a warning.
 
     Where the regions are fitted:
 
@@ -75,7 +89,7 @@ def fit_neural_map(density: xr.DataArray, *, config: SirenConfig | None = None,
     default: log to the ``perc_platform.neural_maps`` logger.
     """
     validate_volume(density)
-    config = config or SirenConfig()
+    config = config or (RESIDUAL_SIREN if base == "cubic" else SirenConfig())
     settings = settings or FitSettings()
     if fit_options:
         unknown = set(fit_options) - set(settings.to_dict())
@@ -84,9 +98,17 @@ def fit_neural_map(density: xr.DataArray, *, config: SirenConfig | None = None,
         settings = FitSettings(**{**settings.to_dict(), **fit_options})
     report: ProgressFn = print_progress if progress is True else (progress or _log_progress)
 
+    if base not in ("cubic", "none"):
+        raise ParameterError(f"base={base!r}: use 'cubic' (spline + SIREN residual) or 'none' (SIREN alone)")
     values, value_range = normalise_map(np.asarray(density.values, dtype=np.float64))
+    if min(values.shape) < 4:
+        raise InputError(f"the map {values.shape} is too small to fit; it needs >= 4 voxels along each axis")
     tiling = tile_map(values.shape, max_region, overlap)
-    blocks = [np.ascontiguousarray(values[s]) for s in tiling.region_slices()]
+    residual = base == "cubic"
+    if residual:
+        blocks = residual_targets(values, tiling.region_slices(), settings.subdivisions)
+    else:
+        blocks = [np.ascontiguousarray(values[s]) for s in tiling.region_slices()]
     seeds = [region_seed(settings.seed, r) for r in range(len(blocks))]
 
     start = time.perf_counter()
@@ -95,7 +117,8 @@ def fit_neural_map(density: xr.DataArray, *, config: SirenConfig | None = None,
     cluster = None if device is not None else (client if client is not None else active_client())
     if cluster is not None:
         mode = "dask"
-        params, stats = _fit_on_cluster(cluster, blocks, seeds, config, settings, regions_per_task, report)
+        params, stats = _fit_on_cluster(cluster, blocks, seeds, config, settings, regions_per_task, report,
+                                        residual)
     else:
         dev = torch.device(device if device is not None else "cpu")
         mode = f"in-process {dev}"
@@ -103,7 +126,7 @@ def fit_neural_map(density: xr.DataArray, *, config: SirenConfig | None = None,
         parts = []
         for i in range(0, len(blocks), per_batch):
             parts.append(fit_regions(blocks[i:i + per_batch], seeds[i:i + per_batch], config, settings, dev,
-                                     report))
+                                     report, residual=residual))
         params = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
         stats = [s for p in parts for s in p[1]]
     elapsed = time.perf_counter() - start
@@ -114,12 +137,34 @@ def fit_neural_map(density: xr.DataArray, *, config: SirenConfig | None = None,
     attrs = {k: density.attrs[k] for k in ("source_id", "source_uri", "retrieved", "history", "resolution")
              if k in density.attrs}
     mean, sd = float(values.mean()), float(values.std())
-    line = (f"fitted neural map: {len(blocks)} regions of <= {max_region}^3 (overlap {overlap}), SIREN "
-            f"{config.hidden_layers}x{config.hidden_width} omega_0={config.omega_0}, {mode}, {elapsed:.1f} s")
+    line = (f"fitted neural map: {len(blocks)} regions of <= {max_region}^3 (overlap {overlap}), "
+            f"{'cubic spline + ' if residual else ''}SIREN {config.hidden_layers}x{config.hidden_width} "
+            f"omega_0={config.omega_0}, {mode}, {elapsed:.1f} s")
     attrs["history"] = f"{attrs['history']}\n{line}" if attrs.get("history") else line
     attrs.update(fit_mode=mode, fit_seconds=elapsed, fit_settings=settings.to_dict(), region_stats=stats,
-                 normalised_mean=mean, normalised_sd=sd)
-    return NeuralMap(params, config, tiling, origin, voxel, value_range, attrs)  # type: ignore[arg-type]
+                 normalised_mean=mean, normalised_sd=sd, base=base)
+    nmap = NeuralMap(params, config, tiling, origin, voxel, value_range, attrs,  # type: ignore[arg-type]
+                     base=values if residual else None)
+    _score_regions(nmap, values, settings.target_mae)
+    return nmap
+
+
+def _score_regions(nmap: NeuralMap, values: np.ndarray, target: float) -> None:
+    """Each region's MAE at its voxel centres (normalised map); warn about those above ``target``."""
+    fitted = nmap.sample(normalized=True).values
+    above = []
+    for r, region in enumerate(nmap.tiling.region_slices()):
+        mae = float(np.abs(fitted[region] - values[region]).mean())
+        nmap.attrs["region_stats"][r]["voxel_mae"] = mae
+        if mae > target:
+            above.append(r)
+    nmap.attrs["voxel_mae"] = float(np.abs(fitted - values).mean())
+    nmap.attrs["regions_above_target"] = above
+    if above:
+        worst = max(nmap.attrs["region_stats"][r]["voxel_mae"] for r in above)
+        warnings.warn(f"neural map of {nmap.attrs.get('source_id', 'the map')}: regions {above} stopped above "
+                      f"target_mae={target} (worst voxel MAE {worst:.4f}); raise max_steps or use base='cubic'",
+                      UserWarning, stacklevel=3)
 
 
 def _voxel_from_coords(density: xr.DataArray) -> tuple[float, float, float]:
@@ -131,8 +176,8 @@ def _voxel_from_coords(density: xr.DataArray) -> tuple[float, float, float]:
 
 
 def _fit_on_cluster(client: Any, blocks: list[np.ndarray], seeds: list[int], config: SirenConfig,
-                    settings: FitSettings, regions_per_task: int,
-                    report: Callable[[int, int, str], None]) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+                    settings: FitSettings, regions_per_task: int, report: Callable[[int, int, str], None],
+                    residual: bool) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
     """Submit groups of regions as tasks; gather the weights in region order as they finish."""
     if regions_per_task < 1:
         raise ParameterError(f"regions_per_task={regions_per_task} must be >= 1")
@@ -141,7 +186,7 @@ def _fit_on_cluster(client: Any, blocks: list[np.ndarray], seeds: list[int], con
     futures = {}
     for group in groups:
         future = client.submit(_fit_task, [blocks[r] for r in group], [seeds[r] for r in group],
-                               config.to_dict(), settings.to_dict(), None, pure=False,
+                               config.to_dict(), settings.to_dict(), None, residual, pure=False,
                                key=f"fit-neural-region-{group[0]}-{uuid.uuid4().hex[:12]}")
         futures[future] = group
     results: dict[int, tuple[dict[str, np.ndarray], dict[str, Any]]] = {}

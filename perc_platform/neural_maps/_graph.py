@@ -1,9 +1,12 @@
 """Density graphs (Neural-EM-Map): seeds climb the neural map's gradient, clusters become nodes.
 
-Defaults follow the reference (REFERENCE.md): seeds on a grid of ``min(0.5 A, voxel size)`` where the
-normalised density is >= ``max(0.1, mean + 3 sd)``; 0.05 A ascent steps until the density stops rising;
-DBSCAN with eps 0.2 A and min_samples 1; edges up to 2 x resolution (4 A when the resolution is unknown);
-components with fewer than 10 nodes dropped.
+Seeds on a grid of ``min(0.5 A, voxel size)`` (coarser on large maps, so the grid stays about 2 million
+points) where the normalised density is >= ``max(0.1, mean + 3 sd)``; 0.05 A ascent steps until the
+density stops rising; DBSCAN with eps 0.2 A and min_samples 1 (the reference, REFERENCE.md). Edges and
+the component filter scale with the map's resolution, which must be known: from the map's metadata
+(``open_emdb_map`` and the catalogs put the EMDB entry's resolution in ``attrs["resolution"]``, and
+``fit_neural_map`` keeps it) or given as ``resolution=``; there is no silent default. The scale factors
+(:data:`EDGE_PER_RESOLUTION`, :data:`MIN_COMPONENT_A`) come from the sweep in ``benchmarks/bench_neural.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ from scipy.spatial import cKDTree
 from perc_platform.errors import ParameterError
 from perc_platform.neural_maps._neural_map import NeuralMap
 
-__all__ = ["climb", "dbscan", "density_graph", "graph_to_structure", "node_positions", "write_graph_mmcif"]
+__all__ = ["EDGE_PER_RESOLUTION", "MIN_COMPONENT_A", "climb", "dbscan", "density_graph", "graph_to_structure",
+           "node_positions", "write_graph_mmcif"]
+
+#: Edges join nodes up to this many times the resolution apart (floored at 4 A, beyond the 3.8 A CA-CA step).
+EDGE_PER_RESOLUTION = 1.6
+#: Components spanning fewer than this many Angstrom of chain (``MIN_COMPONENT_A / edge length`` nodes) go.
+MIN_COMPONENT_A = 20.0
+SEED_GRID_POINTS = 2e6
 
 
 def dbscan(points: np.ndarray, eps: float, min_samples: int = 1,
@@ -118,20 +128,33 @@ def _seeds(neural_map: NeuralMap, spacing: float, threshold: float, batch_size: 
 def density_graph(neural_map: NeuralMap, *, threshold: float | None = None, seed_spacing: float | None = None,
                   step: float = 0.05, max_steps: int = 400, eps: float = 0.2, min_samples: int = 1,
                   edge_length: float | None = None, resolution: float | None = None,
-                  min_component_size: int = 10, batch_size: int = 32768) -> nx.Graph:
+                  min_component_size: int | None = None, batch_size: int = 32768) -> nx.Graph:
     """The density graph of a neural map: nodes on density peaks (Angstrom ``position``), edges by distance.
+
+    ``resolution`` (A): default ``neural_map.attrs["resolution"]``; one of them is required unless both
+    ``edge_length`` and ``min_component_size`` are given. Defaults: ``edge_length = max(4, 1.6 x
+    resolution)``; ``min_component_size = ceil(20 A / edge_length)`` nodes.
 
     Node attributes: ``position`` (x, y, z), ``density`` (map units), ``density_normalized``, ``seeds``
     (how many seeds reached the node). Edge attribute: ``distance``. Graph attributes: the parameters used.
+    Save it with its edges by ``write_graph`` (JSON), read it back with ``read_graph``.
     """
     if step <= 0 or eps <= 0:
         raise ParameterError(f"step={step} and eps={eps} must be positive (Angstrom)")
     mean = float(neural_map.attrs.get("normalised_mean", 0.0))
     sd = float(neural_map.attrs.get("normalised_sd", 0.0))
     threshold = max(0.1, mean + 3 * sd) if threshold is None else float(threshold)
-    spacing = seed_spacing or min(0.5, *neural_map.voxel_size)
+    spacing = seed_spacing or _seed_spacing(neural_map)
     resolution = resolution or neural_map.attrs.get("resolution")
-    edge_length = edge_length or (2.0 * float(resolution) if resolution else 4.0)
+    if resolution is None and (edge_length is None or min_component_size is None):
+        raise ParameterError(f"the resolution of {neural_map.attrs.get('source_id', 'this map')} is unknown: pass "
+                             "density_graph(..., resolution=A) (maps from open_emdb_map or the catalogs carry "
+                             "the EMDB entry's), or give both edge_length and min_component_size")
+    if resolution is not None and not float(resolution) > 0:
+        raise ParameterError(f"resolution={resolution!r} must be positive (Angstrom)")
+    edge_length = edge_length or max(4.0, EDGE_PER_RESOLUTION * float(resolution))  # type: ignore[arg-type]
+    if min_component_size is None:
+        min_component_size = int(np.ceil(MIN_COMPONENT_A / edge_length))
 
     seeds = _seeds(neural_map, spacing, threshold, batch_size)
     peaks, _, weight = climb(neural_map, seeds, step, max_steps, batch_size)
@@ -153,7 +176,8 @@ def density_graph(neural_map: NeuralMap, *, threshold: float | None = None, seed
     nodes = node_sum / np.maximum(node_count, 1)[:, None]
 
     graph = nx.Graph(threshold=threshold, seed_spacing=spacing, step=step, eps=eps, min_samples=min_samples,
-                     edge_length=edge_length, min_component_size=min_component_size, n_seeds=len(seeds),
+                     edge_length=edge_length, resolution=None if resolution is None else float(resolution),
+                     min_component_size=min_component_size, n_seeds=len(seeds),
                      source_id=neural_map.attrs.get("source_id"))
     if n_nodes:
         dens = neural_map.density(nodes, normalized=True)
@@ -167,6 +191,13 @@ def density_graph(neural_map: NeuralMap, *, threshold: float | None = None, seed
         small = [c for c in nx.connected_components(graph) if len(c) < min_component_size]
         graph.remove_nodes_from([n for c in small for n in c])
     return graph
+
+
+def _seed_spacing(neural_map: NeuralMap) -> float:
+    """``min(0.5 A, voxel)``, or coarser where the map is so large that the grid would pass ~2e6 points."""
+    extent = float(np.prod([(n - 1) * v for n, v in zip(neural_map.shape[::-1], neural_map.voxel_size,
+                                                          strict=True)]))
+    return max(min(0.5, *neural_map.voxel_size), (extent / SEED_GRID_POINTS) ** (1 / 3))
 
 
 def node_positions(graph: nx.Graph) -> np.ndarray:

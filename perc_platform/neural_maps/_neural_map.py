@@ -7,8 +7,8 @@ positions); gradients come back in the same order, in density per Angstrom.
 from __future__ import annotations
 
 import copy
-import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +18,12 @@ import xarray as xr
 
 from perc_platform._version import __version__
 from perc_platform.conventions import DENSITY_NAME, VOLUME_DIMS, add_history
-from perc_platform.errors import DataNotFoundError, FormatError, ParameterError
+from perc_platform.errors import FormatError, ParameterError
 from perc_platform.neural_maps._regions import Tiling, local_coords
 from perc_platform.neural_maps._siren import SirenConfig, siren_forward
+from perc_platform.neural_maps._spline import SplineBase
 
 __all__ = ["NeuralMap"]
-
-WEIGHTS_FILE = "weights.pt"
-METADATA_FILE = "neural_map.json"
-FORMAT = "perc-neural-map/1"
 
 
 class NeuralMap:
@@ -44,11 +41,21 @@ class NeuralMap:
         ``(min, max)`` of the fitted map: the networks fit values normalised to [0, 1].
     attrs
         Provenance (``source_id``, ``source_uri``, ``history``...) and fit statistics.
+    base
+        The normalised voxels ``(z, y, x)`` whose cubic B-spline the SIRENs are residuals over, or ``None``
+        (the SIRENs alone are the map).
+
+    Which to use for what (numbers in the README and ``benchmarks/bench_neural.py``): on the voxels, the
+    map equals its spline base; between voxels, the SIREN residual is fitted to the map's band-limited
+    interpolation. ``density``/``gradient`` at arbitrary points and :meth:`sample` on any grid are the
+    neural map's strength (one differentiable function for the density graph); for plain resampling onto
+    a finer grid, ``scipy.ndimage.map_coordinates(order=3)`` or Fourier zero-padding are as good or better.
     """
 
-    def __init__(self, params: dict[str, torch.Tensor | np.ndarray], config: SirenConfig, tiling: Tiling,
+    def __init__(self, params: Mapping[str, torch.Tensor | np.ndarray], config: SirenConfig, tiling: Tiling,
                  origin: tuple[float, float, float], voxel_size: tuple[float, float, float],
-                 value_range: tuple[float, float], attrs: dict[str, Any] | None = None) -> None:
+                 value_range: tuple[float, float], attrs: dict[str, Any] | None = None,
+                 base: np.ndarray | None = None) -> None:
         self.params = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in params.items()}
         self.config = config
         self.tiling = tiling
@@ -58,6 +65,17 @@ class NeuralMap:
         self.attrs: dict[str, Any] = dict(attrs or {})
         self.device = torch.device("cpu")
         self._bounds = tiling.region_bounds()
+        if base is not None and tuple(np.shape(base)) != tuple(tiling.shape):
+            raise FormatError(f"the spline base {np.shape(base)} does not match the tiling {tiling.shape}")
+        self.base = None if base is None else SplineBase(np.asarray(base, dtype=np.float32))
+        last = self.params[f"w{config.hidden_layers}"].abs().sum(dim=(1, 2)) + \
+            self.params[f"b{config.hidden_layers}"].abs().sum(dim=(1, 2))
+        self._residual = [base is None or bool(v > 0) for v in last.tolist()]
+
+    @property
+    def regions_above_target(self) -> list[int]:
+        """Regions whose voxel MAE stayed above the fit's ``target_mae`` (empty when all reached it)."""
+        return list(self.attrs.get("regions_above_target", []))
 
     def __repr__(self) -> str:
         return (f"NeuralMap({self.attrs.get('source_id', '?')}, shape={self.tiling.shape}, "
@@ -72,6 +90,8 @@ class NeuralMap:
         """Move the weights to ``device`` (in place) and return self."""
         self.device = torch.device(device)
         self.params = {k: v.to(self.device) for k, v in self.params.items()}
+        if self.base is not None:
+            self.base.to(self.device)
         return self
 
     # -- queries -------------------------------------------------------------------------------------
@@ -95,6 +115,8 @@ class NeuralMap:
         bounds = self._bounds.to(device=u.device, dtype=u.dtype)
         pair_region, pair_point, pair_weight = [], [], []
         for r, (tz, ty, tx) in enumerate(self.tiling.region_tiles()):
+            if not self._residual[r]:
+                continue  # a zero residual (the base alone) needs no SIREN evaluation
             w = axis[0][:, tz] * axis[1][:, ty] * axis[2][:, tx]
             idx = torch.nonzero((w > 0) & inside).squeeze(-1)
             if idx.numel():
@@ -117,6 +139,8 @@ class NeuralMap:
             params = {k: v.index_select(0, used.to(v.device)) for k, v in self.params.items()}
             values = siren_forward(params, x.to(self.device), self.config.omega_0).to(u.device)[rows, slot]
             out = out.index_add(0, pts, weight.to(torch.float32) * values)
+        if self.base is not None:
+            out = out + self.base(u.to(self.device)).to(device=out.device, dtype=torch.float32)
         if not normalized:
             low, high = self.value_range
             out = out * (high - low) + low
@@ -150,7 +174,11 @@ class NeuralMap:
 
     # -- grids ---------------------------------------------------------------------------------------
     def sample(self, like: xr.DataArray | xr.Dataset | None = None, *, normalized: bool = False) -> xr.DataArray:
-        """The density on the grid of ``like``'s ``z``, ``y``, ``x`` coords (default: the fitted map's grid)."""
+        """The density on the grid of ``like``'s ``z``, ``y``, ``x`` coords (default: the fitted map's grid).
+
+        At arbitrary (e.g. random) points rather than on a grid, use :meth:`density` (and :meth:`gradient`)
+        with an ``(N, 3)`` array of Angstrom (x, y, z); :meth:`resample` makes a grid of another voxel size.
+        """
         if like is None:
             coords = {d: self._axis_coords(d) for d in VOLUME_DIMS}
         else:
@@ -171,7 +199,11 @@ class NeuralMap:
         return out
 
     def resample(self, voxel_size: float | tuple[float, float, float]) -> xr.DataArray:
-        """The density on a grid of ``voxel_size`` (A, or (x, y, z)) from the same origin over the same extent."""
+        """The density on a grid of ``voxel_size`` (A, or (x, y, z)) from the same origin over the same extent.
+
+        For the density at arbitrary points (not on a grid), use :meth:`density` with ``(N, 3)`` Angstrom
+        (x, y, z) positions.
+        """
         size = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
         if not np.all(size > 0):
             raise ParameterError(f"voxel_size={voxel_size!r} must be positive (Angstrom)")
@@ -207,34 +239,30 @@ class NeuralMap:
 
     # -- persistence ---------------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
-        """Everything but the weights, as JSON-ready data."""
-        return {"format": FORMAT, "siren": self.config.to_dict(), "tiling": self.tiling.to_dict(),
-                "origin": list(self.origin), "voxel_size": list(self.voxel_size),
-                "value_range": list(self.value_range), "attrs": _jsonable(self.attrs)}
+        """Everything but the weights and the base, as JSON-ready data."""
+        return {"siren": self.config.to_dict(), "tiling": self.tiling.to_dict(), "origin": list(self.origin),
+                "voxel_size": list(self.voxel_size), "value_range": list(self.value_range),
+                "attrs": _jsonable(self.attrs)}
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Save to a folder: ``weights.pt`` (tensors only) and ``neural_map.json`` (everything else)."""
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.detach().cpu().contiguous() for k, v in self.params.items()}, folder / WEIGHTS_FILE)
-        (folder / METADATA_FILE).write_text(json.dumps(self.metadata(), indent=1))
-        return folder
+    def save(self, path: str | os.PathLike[str], *, precision: str = "uint16") -> Path:
+        """Save to a folder: ``neural_map.npz`` (compressed arrays, no pickle) and ``neural_map.json``.
+
+        ``precision``: how the spline base is stored: ``"uint8"`` (error <= 1/510 of the value range),
+        ``"uint16"`` (<= 1/131070), ``"float16"`` or ``"float32"``; the SIREN weights are float16 except with
+        ``"float32"``. See :mod:`perc_platform.neural_maps._format` for the layout.
+        """
+        from perc_platform.neural_maps._format import save_neural_map
+
+        return save_neural_map(self, Path(path), precision)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> NeuralMap:
-        """Load a folder written by :meth:`save` (weights with ``weights_only=True``: no pickle code runs)."""
-        folder = Path(path)
-        meta_path, weights_path = folder / METADATA_FILE, folder / WEIGHTS_FILE
-        if not meta_path.is_file() or not weights_path.is_file():
-            raise DataNotFoundError(f"{folder}: not a saved neural map (needs {METADATA_FILE} and {WEIGHTS_FILE}); "
-                                    "write one with NeuralMap.save")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT:
-            raise FormatError(f"{meta_path}: format {meta.get('format')!r} is not {FORMAT!r}")
-        params = torch.load(weights_path, map_location="cpu", weights_only=True)
-        attrs = dict(meta.get("attrs", {}))
-        nmap = cls(params, SirenConfig(**meta["siren"]), Tiling.from_dict(meta["tiling"]), tuple(meta["origin"]),
-                   tuple(meta["voxel_size"]), tuple(meta["value_range"]), attrs)
+        """Load a folder written by :meth:`save`."""
+        from perc_platform.neural_maps._format import load_neural_map
+
+        meta, params, base = load_neural_map(Path(path))
+        nmap = cls(dict(params), SirenConfig(**meta["siren"]), Tiling.from_dict(meta["tiling"]), tuple(meta["origin"]),
+                   tuple(meta["voxel_size"]), tuple(meta["value_range"]), dict(meta.get("attrs", {})), base=base)
         return nmap.to(device)
 
     def copy(self) -> NeuralMap:

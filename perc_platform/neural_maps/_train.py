@@ -30,22 +30,30 @@ class FitSettings:
     """How each region is fitted.
 
     ``max_steps`` caps the Adam steps (the reference has no cap); a region stops early when the mean
-    absolute error on its check voxels (values normalised to [0, 1]) reaches ``target_mae``, or its mean
+    absolute error on its check points (values normalised to [0, 1]) reaches ``target_mae``, or its mean
     squared error reaches ``target_loss`` (the reference's 1e-5), or it has not improved for ``patience``
-    checks. Each step draws ``batch_size`` random voxels per region.
+    checks. Each step draws ``batch_size`` random points per region.
+
+    ``subdivisions``: training points per voxel along each axis. With a spline base (the default of
+    :func:`fit_neural_map`), 2 adds the half-voxel points, where the target is the map's band-limited
+    (Fourier) interpolation; 1 fits the voxel centres only. Defaults from the sweep in
+    ``benchmarks/bench_neural.py`` (see its docstring).
     """
 
-    max_steps: int = 2000
+    max_steps: int = 300
     batch_size: int = 4096
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-4
     target_mae: float = 0.005
     target_loss: float = 1e-5
     check_every: int = 25
     check_points: int = 16384
-    patience: int = 12
+    patience: int = 4
     seed: int = 0
+    subdivisions: int = 2
 
     def __post_init__(self) -> None:
+        if self.subdivisions not in (1, 2):
+            raise ParameterError(f"subdivisions={self.subdivisions}: use 1 (voxel centres) or 2 (half voxels)")
         if self.max_steps < 0 or self.batch_size < 1 or self.check_every < 1 or self.check_points < 1:
             raise ParameterError(f"invalid fit settings {self}; steps >= 0 and batch/check sizes >= 1")
         if not self.learning_rate > 0:
@@ -63,15 +71,18 @@ def region_seed(seed: int, region: int) -> int:
 class _Region:
     """One region's data and random state during a fit."""
 
-    def __init__(self, values: np.ndarray, seed: int, settings: FitSettings) -> None:
+    def __init__(self, values: np.ndarray, seed: int, settings: FitSettings, subdivisions: int = 1) -> None:
         self.shape = values.shape
+        self.subdivisions = subdivisions
         self._lower = torch.zeros(3)
-        self._upper = torch.tensor(self.shape, dtype=torch.float32) - 1
+        # the region's voxel centres span 0 .. (n - 1) / subdivisions in voxel units
+        self._upper = (torch.tensor(self.shape, dtype=torch.float32) - 1) / subdivisions
         self.flat = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
         self.gen = torch.Generator().manual_seed(seed)
         n = self.flat.numel()
         self.check = (torch.arange(n) if n <= settings.check_points
                       else torch.randint(0, n, (settings.check_points,), generator=self.gen))
+        self.start_mse = float(self.flat[self.check].pow(2).mean())  # the error of a zero residual
         self.best = float("inf")
         self.since_best = 0
         self.steps = 0
@@ -83,6 +94,7 @@ class _Region:
         """Flat voxel indices -> (N, 3) coordinates (z, y, x) scaled to [-1, 1]."""
         _, ny, nx = self.shape
         zyx = torch.stack([idx // (ny * nx), (idx // nx) % ny, idx % nx], dim=-1).to(torch.float32)
+        zyx = zyx / self.subdivisions
         return local_coords(zyx, self._lower, self._upper)  # the scaling NeuralMap queries use
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,9 +119,13 @@ def _adam_step(params: dict[str, torch.Tensor], moments: dict[str, list[torch.Te
 
 
 def fit_regions(values: list[np.ndarray], seeds: list[int], config: SirenConfig, settings: FitSettings,
-                device: str | torch.device = "cpu",
-                progress: ProgressFn | None = None) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+                device: str | torch.device = "cpu", progress: ProgressFn | None = None, *,
+                residual: bool = False) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
     """Fit one SIREN per region (values normalised to [0, 1]) in one batched model on ``device``.
+
+    With ``residual`` the targets are residuals over a base on a grid of ``settings.subdivisions`` points
+    per voxel: the output layer starts at zero (the fit starts from the base), and a region whose check
+    error ends above that of a zero residual gets a zero residual back (``stats["residual_dropped"]``).
 
     Returns the stacked weights ``(R, ...)`` as float32 NumPy arrays in the order given, and per region
     the steps taken, the final check MAE/MSE, why it stopped and its share of the fit time.
@@ -118,8 +134,15 @@ def fit_regions(values: list[np.ndarray], seeds: list[int], config: SirenConfig,
         raise ParameterError("fit_regions needs one seed per region and at least one region")
     dev = torch.device(device)
     start = time.perf_counter()
-    regions = [_Region(v, s, settings) for v, s in zip(values, seeds, strict=True)]
+    subdivisions = settings.subdivisions if residual else 1
+    regions = [_Region(v, s, settings, subdivisions) for v, s in zip(values, seeds, strict=True)]
     weights = {k: v.to(dev) for k, v in init_siren(config, list(seeds)).items()}
+    last = config.hidden_layers
+    if residual:
+        weights[f"w{last}"].zero_()
+        weights[f"b{last}"].zero_()
+        for reg in regions:  # a zero residual: the base's error
+            reg.mae, reg.mse = float(reg.flat[reg.check].abs().mean()), reg.start_mse
     active = list(range(len(regions)))
     params = {k: v.clone().requires_grad_(True) for k, v in weights.items()}
     moments = {k: [torch.zeros_like(v), torch.zeros_like(v)] for k, v in weights.items()}
@@ -153,9 +176,14 @@ def fit_regions(values: list[np.ndarray], seeds: list[int], config: SirenConfig,
         _store(weights[name], params[name].detach(), active, list(range(len(active))))
     for r in active:
         regions[r].steps = step
+    dropped = [r for r, reg in enumerate(regions) if residual and not reg.mse < reg.start_mse]
+    for r in dropped:  # the residual made this region worse than the base alone: keep the base
+        weights[f"w{last}"][r] = 0.0
+        weights[f"b{last}"][r] = 0.0
     elapsed = time.perf_counter() - start
     stats = [{"steps": reg.steps, "mae": reg.mae, "mse": reg.mse, "stopped": reg.reason,
-              "seconds": elapsed / len(regions), "voxels": int(reg.flat.numel())} for reg in regions]
+              "residual_dropped": r in dropped, "seconds": elapsed / len(regions),
+              "points": int(reg.flat.numel())} for r, reg in enumerate(regions)]
     return {k: v.cpu().numpy() for k, v in weights.items()}, stats
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gemmi
@@ -11,7 +12,7 @@ import pytest
 import xarray as xr
 
 import perc_platform.neural_maps as nm
-from perc_platform.errors import DataNotFoundError
+from perc_platform.errors import DataNotFoundError, FormatError, InputError, ParameterError
 from perc_platform.neural_maps._graph import dbscan, node_positions
 
 PEAKS = np.array([[8.0, 10.0, 12.0], [11.6, 11.0, 12.5], [14.5, 13.2, 12.0], [17.0, 15.5, 13.0]])
@@ -86,7 +87,7 @@ def test_graph_nodes_sit_on_the_peaks(blob_map: nm.NeuralMap) -> None:
     for n in graph.nodes:
         assert graph.nodes[n]["density_normalized"] > 0.8
     # components smaller than min_component_size are dropped
-    assert nm.density_graph(blob_map, threshold=0.3, edge_length=4.5).number_of_nodes() == 0
+    assert nm.density_graph(blob_map, threshold=0.3, edge_length=4.5, min_component_size=5).number_of_nodes() == 0
     # edges join nodes up to edge_length only
     assert nm.density_graph(blob_map, threshold=0.3, edge_length=3.0, min_component_size=1).number_of_edges() == 0
 
@@ -134,3 +135,52 @@ def test_evaluate_accepts_structure_datasets(shared: Path) -> None:
     assert nm.evaluate_graph(_graph_at(ca), ds).coverage == 1.0
     with pytest.raises(DataNotFoundError):
         nm.read_ca_positions("/nonexistent.pdb")
+
+
+def test_resolution_sets_the_edges_and_is_required(blob_map: nm.NeuralMap) -> None:
+    """No silent default: without a resolution the graph asks for one; with one, the filters scale to it."""
+    with pytest.raises(ParameterError, match="resolution"):
+        nm.density_graph(blob_map, threshold=0.3)
+    graph = nm.density_graph(blob_map, threshold=0.3, resolution=3.0)
+    assert graph.graph["edge_length"] == pytest.approx(max(4.0, 1.6 * 3.0))
+    assert graph.graph["min_component_size"] == int(np.ceil(20.0 / 4.8)) == 5
+    assert graph.number_of_nodes() == 0  # the four peaks are one component of 4 < 5 nodes
+    coarse = nm.density_graph(blob_map, threshold=0.3, resolution=8.0)  # 12.8 A edges, components of >= 2
+    assert coarse.graph["min_component_size"] == 2 and coarse.number_of_nodes() == 4
+    assert coarse.number_of_edges() == 6  # every pair within 12.8 A
+    blob_map.attrs["resolution"] = 8.0  # from the map's metadata (open_emdb_map puts it there)
+    try:
+        assert nm.density_graph(blob_map, threshold=0.3).graph["edge_length"] == pytest.approx(12.8)
+    finally:
+        del blob_map.attrs["resolution"]
+
+
+def test_graph_json_round_trip_keeps_the_edges(blob_map: nm.NeuralMap, tmp_path: Path) -> None:
+    graph = nm.density_graph(blob_map, threshold=0.3, edge_length=4.5, min_component_size=1)
+    path = nm.write_graph(graph, tmp_path / "graph.json")
+    raw = json.loads(path.read_text())  # independent read of the file
+    assert len(raw["edges"]) == graph.number_of_edges() == 3
+    back = nm.read_graph(path)
+    assert sorted(back.edges) == sorted(graph.edges)
+    for a, b in graph.edges:
+        assert back.edges[a, b]["distance"] == pytest.approx(graph.edges[a, b]["distance"])
+    np.testing.assert_allclose(node_positions(back), node_positions(graph))
+    assert back.graph["edge_length"] == 4.5
+    assert not list(tmp_path.glob(".*partial"))
+    (tmp_path / "bad.json").write_text('{"nodes": []}')
+    with pytest.raises(FormatError):
+        nm.read_graph(tmp_path / "bad.json")
+    with pytest.raises(DataNotFoundError):
+        nm.read_graph(tmp_path / "missing.json")
+
+
+def test_evaluate_graph_takes_an_array_of_ca_positions(shared: Path) -> None:
+    ca = nm.read_ca_positions(shared / "structures" / "3J6B_chain9.pdb")
+    half = _graph_at(ca[::2])
+    by_array = nm.evaluate_graph(half, ca)
+    assert by_array == nm.evaluate_graph(half, shared / "structures" / "3J6B_chain9.pdb")
+    # every other CA is a node; the others are 3.8 A from their neighbours, beyond the 2 A cutoff
+    nearest = np.linalg.norm(ca[:, None] - ca[None, ::2], axis=-1).min(axis=1)
+    assert by_array.coverage == pytest.approx((nearest <= 2.0).mean()) and by_array.precision == 1.0
+    with pytest.raises(InputError):
+        nm.evaluate_graph(half, np.zeros((5, 2)))

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 
 import perc_platform.neural_maps as nm
@@ -75,15 +74,16 @@ def test_to_mrc_reopens_at_the_same_placement(tiny_map: nm.NeuralMap, tmp_path: 
 
 
 def test_save_load_round_trip(tiny_map: nm.NeuralMap, tmp_path: Path) -> None:
-    folder = tiny_map.save(tmp_path / "map")
+    folder = tiny_map.save(tmp_path / "map", precision="float32")
     meta = json.loads((folder / "neural_map.json").read_text())
     assert meta["siren"] == {"hidden_layers": 2, "hidden_width": 32, "omega_0": 30.0}
     assert meta["attrs"]["source_id"] == tiny_map.attrs["source_id"]
-    weights = torch.load(folder / "weights.pt", weights_only=True)
-    assert set(weights) == set(tiny_map.params)
+    with np.load(folder / "neural_map.npz", allow_pickle=False) as arrays:  # no pickled objects inside
+        assert set(arrays.files) == {*tiny_map.params, "base"}
+        assert arrays["base"].dtype == np.float32 and arrays["w0"].dtype == np.float32
     loaded = nm.NeuralMap.load(folder)
     points = np.random.default_rng(0).uniform(-20, 20, (500, 3)) + np.asarray(tiny_map.origin) + 30
-    np.testing.assert_array_equal(loaded.density(points), tiny_map.density(points))
+    np.testing.assert_allclose(loaded.density(points), tiny_map.density(points), rtol=1e-6, atol=1e-6)
     assert loaded.attrs["region_stats"] == tiny_map.attrs["region_stats"]
     with pytest.raises(DataNotFoundError):
         nm.NeuralMap.load(tmp_path / "nothing")
@@ -106,7 +106,8 @@ def test_provenance(tiny_map: nm.NeuralMap, segment: xr.DataArray) -> None:
     assert tiny_map.attrs["history"].startswith(segment.attrs["history"])
     assert "fitted neural map" in tiny_map.attrs["history"]
     stats = tiny_map.attrs["region_stats"]
-    assert len(stats) == tiny_map.tiling.n_regions and all(s["steps"] == TINY_FIT["max_steps"] for s in stats)
+    assert len(stats) == tiny_map.tiling.n_regions and all(s["steps"] <= TINY_FIT["max_steps"] for s in stats)
+    assert all(s["voxel_mae"] <= TINY_FIT["target_mae"] for s in stats) and tiny_map.regions_above_target == []
 
 
 def _interior_points(neural_map: nm.NeuralMap, n: int, seed: int) -> np.ndarray:
