@@ -11,6 +11,7 @@ against a model's C-alpha atoms.
 from perc_platform.neural_maps._evaluate import GraphScore as GraphScore
 from perc_platform.neural_maps._evaluate import evaluate_graph as evaluate_graph
 from perc_platform.neural_maps._evaluate import read_ca_positions as read_ca_positions
+from perc_platform.neural_maps._fit import RESIDUAL_SIREN as RESIDUAL_SIREN
 from perc_platform.neural_maps._fit import fit_neural_map as fit_neural_map
 from perc_platform.neural_maps._fit import normalise_map as normalise_map
 from perc_platform.neural_maps._fit import print_progress as print_progress
@@ -27,6 +28,7 @@ from perc_platform.neural_maps._train import FitSettings as FitSettings
 from perc_platform.neural_maps._train import fit_regions as fit_regions
 
 __all__ = [
+    "RESIDUAL_SIREN",
     "FitSettings",
     "GraphScore",
     "NeuralMap",
