@@ -10,11 +10,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("demo", help="run the demo on generated data and the embedded Dask cluster")
     parser.add_argument("--out", type=Path, default=Path("perc-output"), help="output folder (default perc-output)")
     parser.add_argument("--real-data", type=Path, default=None, metavar="DIR",
-                        help="run on a folder of real files (a structure 1abc.pdb, a map emd_N.map, a STAR file "
-                             "beside its .mrcs stacks), e.g. ../shared/data")
+                        help="run on a folder of real files (a map with its own model, paired by EMDB/PDB ids from an "
+                             "emdb_entry_EMD-N.json, a MANIFEST.md pairs table or map names emd_N_<PDBID>..., and "
+                             "a STAR file beside its .mrcs stacks), e.g. ../shared/data")
     parser.add_argument("--particles", type=int, default=1200, help="simulated particles (default 1200)")
-    parser.add_argument("--fit-steps", type=int, default=400,
-                        help="training steps per neural-map region (default 400; fewer for a quick check)")
+    parser.add_argument("--fit-steps", type=int, default=None,
+                        help="step cap of each neural-map region's SIREN residual (default: FitSettings, 300)")
     parser.set_defaults(func=run)
 
 

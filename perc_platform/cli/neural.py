@@ -12,9 +12,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     f = actions.add_parser("fit", help="fit a neural map to a density map (MRC path or URL)")
     f.add_argument("map", help="density map (.mrc/.map, .gz, or URL)")
     f.add_argument("--out", type=Path, required=True, help="folder for the neural map (weights + JSON metadata)")
-    f.add_argument("--layers", type=int, default=4, help="hidden layers (default 4)")
-    f.add_argument("--width", type=int, default=256, help="hidden width (default 256)")
-    f.add_argument("--steps", type=int, default=2000, help="step cap per region (default 2000)")
+    f.add_argument("--layers", type=int, default=None, help="hidden layers (default 2 over the spline base, else 4)")
+    f.add_argument("--width", type=int, default=None, help="hidden width (default 64 over the spline base, else 256)")
+    f.add_argument("--steps", type=int, default=None, help="step cap per region (default: FitSettings, 300)")
+    f.add_argument("--base", choices=["cubic", "none"], default="cubic",
+                   help="cubic: spline of the voxels + SIREN residual (default); none: SIREN alone")
+    f.add_argument("--precision", choices=["uint8", "uint16", "float16", "float32"], default="uint16",
+                   help="how the saved spline base is stored (default uint16)")
     f.add_argument("--device", default=None, help="cpu, cuda, ... (default: a GPU if present, else the cluster)")
     f.add_argument("--resample", type=float, default=None, metavar="VOXEL",
                    help="also write the neural map resampled to this voxel size (A) as OUT/resampled.mrc")
@@ -22,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = actions.add_parser("graph", help="density graph of a saved neural map, written as mmCIF pseudo-atoms")
     g.add_argument("neural_map", type=Path, help="folder written by `perc neural fit`")
     g.add_argument("--out", type=Path, required=True, help="output mmCIF file")
-    g.add_argument("--resolution", type=float, default=None, help="map resolution (A); edges up to 2x this")
+    g.add_argument("--resolution", type=float, default=None,
+                   help="map resolution (A; default: the map's metadata, required without it); edges up to 1.6x")
     g.add_argument("--edge-length", type=float, default=None, help="longest edge (A)")
     g.add_argument("--threshold", type=float, default=None, help="seed threshold on the [0, 1] map")
     g.add_argument("--model", default=None, help="a fitted model (PDB/mmCIF) to report C-alpha coverage against")
@@ -31,12 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from perc_platform.neural_maps import (
+        RESIDUAL_SIREN,
         FitSettings,
         NeuralMap,
         SirenConfig,
         density_graph,
         evaluate_graph,
         fit_neural_map,
+        write_graph,
         write_graph_mmcif,
     )
 
@@ -44,9 +51,15 @@ def run(args: argparse.Namespace) -> int:
         from perc_platform.datasets.volumes import open_volume
 
         density = open_volume(args.map).load()
-        neural = fit_neural_map(density, config=SirenConfig(hidden_layers=args.layers, hidden_width=args.width),
-                                settings=FitSettings(max_steps=args.steps), device=args.device, progress=True)
-        folder = neural.save(args.out)
+        config = None
+        if args.layers is not None or args.width is not None:
+            default = RESIDUAL_SIREN if args.base == "cubic" else SirenConfig()
+            config = SirenConfig(hidden_layers=args.layers or default.hidden_layers,
+                                 hidden_width=args.width or default.hidden_width, omega_0=default.omega_0)
+        settings = FitSettings() if args.steps is None else FitSettings(max_steps=args.steps)
+        neural = fit_neural_map(density, config=config, settings=settings, device=args.device, progress=True,
+                                base=args.base)
+        folder = neural.save(args.out, precision=args.precision)
         print(f"neural map saved to {folder}")
         if args.resample:
             print(f"resampled map: {neural.to_mrc(folder / 'resampled.mrc', voxel_size=args.resample, overwrite=True)}")
@@ -54,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
     neural = NeuralMap.load(args.neural_map)
     graph = density_graph(neural, resolution=args.resolution, edge_length=args.edge_length, threshold=args.threshold)
     path = write_graph_mmcif(graph, args.out)
-    print(f"density graph: {graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges -> {path}")
+    sidecar = write_graph(graph, Path(args.out).with_suffix(".json"))
+    print(f"density graph: {graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges -> {path} "
+          f"(with its edges: {sidecar})")
     if args.model:
         score = evaluate_graph(graph, args.model)
         print(f"against {args.model}: coverage {score.coverage:.3f}, precision {score.precision:.3f}, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -33,8 +34,12 @@ def test_fit_then_graph(shared: Path, tmp_path: Path) -> None:
     assert (tmp_path / "nm" / "neural_map.json").exists() and (tmp_path / "nm" / "resampled.mrc").exists()
     with mrcfile.open(tmp_path / "nm" / "resampled.mrc") as mrc:
         assert float(mrc.voxel_size.x) == pytest.approx(2.0)
+    unknown = perc("neural", "graph", str(tmp_path / "nm"), "--out", str(tmp_path / "graph.cif"))
+    assert unknown.returncode != 0 and "resolution" in unknown.stderr  # no silent default
     graph = perc("neural", "graph", str(tmp_path / "nm"), "--out", str(tmp_path / "graph.cif"),
-                 "--edge-length", "4", "--threshold", "0.4")
+                 "--resolution", "3.2", "--threshold", "0.4")
     assert graph.returncode == 0, graph.stderr[-2000:]
     assert "density graph:" in graph.stdout
     gemmi.read_structure(str(tmp_path / "graph.cif"))  # a valid mmCIF file
+    edges = json.loads((tmp_path / "graph.json").read_text())["edges"]  # the edges, beside it
+    assert isinstance(edges, list)
