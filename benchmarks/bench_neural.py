@@ -21,7 +21,7 @@ is the map's band-limited (Fourier) interpolation. All regions of a map are one 
 
 Sweep of the residual SIREN (emd_6824 Fourier-downsampled by 2, residual = Fourier - cubic interpolation on
 the half-voxel grid; upsampling MAE of cubic + SIREN against the original voxels; cubic alone 0.00455,
-Fourier 0.00377; 2 cores at load 6-11; see benchmarks/results/neural_sweep.md):
+Fourier 0.00377; 2 cores at load 6-11; see benchmarks/results/neural.md):
 
     SIREN    omega_0  lr     steps  upsampling MAE  residual error (start 0.00359)
     3 x 64   30       1e-3   400    0.00490         0.00404
