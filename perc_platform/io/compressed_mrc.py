@@ -23,7 +23,7 @@ from perc_platform.errors import DataNotFoundError, FormatError, TruncatedFileEr
 from perc_platform.io.mrc_header import HEADER_BYTES, MrcHeader, parse_header
 from perc_platform.storage.cache import atomic_path, cache_path_for_url, entry_lock
 from perc_platform.storage.ranged_file import open_ranged
-from perc_platform.storage.ranges import file_size, is_remote
+from perc_platform.storage.ranges import file_size, is_remote, local_path
 
 __all__ = ["CompressedLayout", "CompressedMrcFile", "open_compressed_mrc"]
 
@@ -148,6 +148,7 @@ class CompressedMrcFile:
 def open_compressed_mrc(url: str, storage_options: dict[str, Any] | None = None) -> CompressedMrcFile:
     """Index a ``.mrc(s).bz2``/``.gz`` file once (cached) and read its header; the data stay compressed."""
     url = os.fspath(url)
+    url = url if is_remote(url) else local_path(url)  # file:// URLs as their path
     if not is_remote(url) and not os.path.isfile(url):
         raise DataNotFoundError(f"{url}: no such file; check the path")
     codec = _codec_of(url)

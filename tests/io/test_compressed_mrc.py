@@ -13,6 +13,7 @@ import pytest
 from perc_platform import open_particles
 from perc_platform.errors import FormatError, TruncatedFileError
 from perc_platform.io import open_image_file, write_stack
+from perc_platform.storage.policy import grant_host
 from perc_platform.testing import LoopbackServer
 
 OPENERS = {".bz2": bz2.open, ".gz": gzip.open}
@@ -56,6 +57,7 @@ def _decompress(path: Path, suffix: str, tmp_path: Path) -> Path:
 def test_remote_compressed_stack(tmp_path: Path, server_factory: type[LoopbackServer]) -> None:
     path, data = _compressed(tmp_path, ".bz2")
     server = server_factory(tmp_path)
+    grant_host(server.url)
     images = open_particles(f"{server.url}/{path.name}")
     np.testing.assert_array_equal(images[[2, 25]].values, data[[2, 25]])
 

@@ -4,6 +4,7 @@ nobody allowed; it must receive nothing. Also: Retry-After and 410 on ranged rea
 
 from __future__ import annotations
 
+import gzip
 import time
 from pathlib import Path
 
@@ -149,6 +150,10 @@ def test_file_url_stacks_read_correctly(folder: Path) -> None:
     images = pp.open_particles(f"file://{folder / 'x.mrcs'}")
     np.testing.assert_array_equal(images.values, _values(folder / "x.mrcs"))
     assert images.attrs["stack_files"] == [str(folder / "x.mrcs")]
+    with open(folder / "x.mrcs", "rb") as raw, gzip.open(folder / "x.mrcs.gz", "wb") as packed:
+        packed.write(raw.read())
+    squeezed = pp.open_particles(f"file://{folder / 'x.mrcs.gz'}")
+    np.testing.assert_array_equal(squeezed.values, _values(folder / "x.mrcs"))
     volume = pp.open_volume(f"file://{folder / 'x.mrcs'}")
     np.testing.assert_array_equal(volume.values, _values(folder / "x.mrcs"))
 
