@@ -19,7 +19,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules under perc_platform.cli, in the order ``perc --help`` lists them.
 COMMANDS = ["demo", "catalog", "cluster", "fetch", "simulate", "preprocess", "empiar", "classify2d", "loader",
-            "neural", "tomo"]
+            "neural", "tomo", "movies"]
 
 
 class _Parser(argparse.ArgumentParser):
