@@ -6,6 +6,7 @@ the search history (:func:`perc_platform.archives.search_history`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -104,13 +105,44 @@ def find_structure(query: str, *, prefer: Source = "pdb") -> StructureChoice:
     raise DataNotFoundError(f"no structure for {query}: nothing in {' nor in '.join(tried)}")
 
 
-def _download(choice: StructureChoice, fmt: str, progress: Progress | None) -> tuple[Path, str, StructureChoice]:
-    if choice.source == "pdb":
-        assert choice.pdb_id is not None
-        return pdb.fetch_pdb_file(choice.pdb_id, fmt, progress=progress), pdb.pdb_file_url(choice.pdb_id, fmt), choice
-    assert choice.accession is not None
-    path, _, url = alphafold.fetch_afdb_file(choice.accession, fmt, progress=progress)
-    return path, url, choice
+def _download(choice: StructureChoice, fmt: str, progress: Progress | None
+              ) -> tuple[Path, str, StructureChoice, str]:
+    """The file of ``choice`` in ``fmt``, or in the other format when the archive lacks that one (as profet does:
+    large PDB entries have no PDB-format file); returns (path, url, choice, format fetched)."""
+    first: DataNotFoundError | None = None
+    for ext in (fmt, "pdb" if fmt == "cif" else "cif"):
+        try:
+            if choice.source == "pdb":
+                assert choice.pdb_id is not None
+                path = pdb.fetch_pdb_file(choice.pdb_id, ext, progress=progress)
+                url = pdb.pdb_file_url(choice.pdb_id, ext)
+            else:
+                assert choice.accession is not None
+                path, _, url = alphafold.fetch_afdb_file(choice.accession, ext, progress=progress)
+        except DataNotFoundError as exc:
+            first = first or exc
+            continue
+        if ext != fmt:
+            choice = replace(choice, reason=f"{choice.reason}; no {fmt} file, {ext} fetched instead")
+        return path, url, choice, ext
+    assert first is not None
+    raise first  # the error for the format asked for
+
+
+def _next_pdb_choices(choice: StructureChoice) -> list[StructureChoice]:
+    """The SIFTS candidates after ``choice`` (the best), in rank order, as choices of their own."""
+    if choice.source != "pdb" or choice.accession is None:
+        return []
+    ranked = sifts.rank_candidates(sifts.best_structures(choice.accession))
+    seen = {choice.pdb_id}
+    out = []
+    for rank, cand in enumerate(ranked[1:], start=2):
+        if cand.pdb_id in seen:
+            continue
+        seen.add(cand.pdb_id)
+        out.append(replace(choice, source_id=f"PDB:{cand.pdb_id}", pdb_id=cand.pdb_id, chain_id=cand.chain_id,
+                           reason=f"SIFTS candidate {rank} of {len(ranked)}: {cand.describe()}"))
+    return out
 
 
 def _signal_ranges(choice: StructureChoice, path: Path) -> dict[str, list[tuple[int, int]]]:
@@ -144,41 +176,72 @@ def _cleaned(original: Path, choice: StructureChoice, fmt: str, options: _clean.
 
 
 def fetch_structure(query: str, *, prefer: Source = "pdb", fmt: str = "cif",
-                    clean: bool | _clean.CleanOptions = False, progress: Progress | None = None) -> StructureFile:
+                    clean: bool | _clean.CleanOptions = False, progress: Progress | None = None,
+                    save_to: str | os.PathLike[str] | None = None) -> StructureFile:
     """Find, download (once; cached) and optionally clean the structure for a UniProt accession or PDB id.
 
-    If the chosen source's file turns out to be missing, the other source is tried. ``clean=True`` removes
-    signal peptides (for accessions), hydrogens, waters and hetero groups and writes the cleaned file.
+    If the chosen file is missing (404), the next SIFTS candidates are tried in rank order, then the other
+    archive; an entry without the asked-for format gives the other one (``StructureFile.format`` says which).
+    ``clean=True`` removes signal peptides (for accessions), hydrogens, waters and hetero groups and writes
+    the cleaned file. ``save_to`` copies the final file into that folder too (profet's ``save_directory``);
+    ``StructureFile.path`` is then the copy.
     """
     ext = normalise_format(fmt)
     choice = find_structure(query, prefer=prefer)
     tried: list[str] = []
-    try:
-        path, url, choice = _download(choice, ext, progress)
-    except DataNotFoundError as exc:
-        tried.append(f"{choice.source_id}: {exc}")
-        if choice.accession is None:  # a PDB id asked for directly has no other source
-            record_lookup(LookupRecord(query=query, prefer=prefer, ok=False, tried=tried, reason=str(exc)))
-            raise
-        other: Source = "alphafold" if choice.source == "pdb" else "pdb"
-        fallback = (_afdb_choice if other == "alphafold" else _pdb_choice)(choice.query, choice.accession, other)
-        if fallback is None:
-            record_lookup(LookupRecord(query=query, prefer=prefer, ok=False, tried=tried, reason=str(exc)))
-            raise DataNotFoundError(f"no structure file for {query}: {exc}; and the fallback "
-                                    f"({'AlphaFold DB' if other == 'alphafold' else 'PDB'}) has none") from exc
-        choice = replace(fallback, reason=f"{choice.source_id} file missing ({exc}); {fallback.reason}")
-        path, url, choice = _download(choice, ext, progress)
+    # The chosen file, then (for accessions) the next SIFTS candidates in rank order, then the other archive.
+    queue = [choice, *_next_pdb_choices(choice)]
+    fetched: tuple[Path, str, StructureChoice, str] | None = None
+    errors: list[DataNotFoundError] = []
+    while queue and fetched is None:
+        candidate = queue.pop(0)
+        try:
+            fetched = _download(candidate, ext, progress)
+        except DataNotFoundError as exc:
+            errors.append(exc)
+            tried.append(f"{candidate.source_id}: {exc}")
+            if not queue and candidate.accession is not None and candidate.source == choice.source:
+                other: Source = "alphafold" if choice.source == "pdb" else "pdb"
+                fallback = (_afdb_choice if other == "alphafold" else _pdb_choice)(choice.query, choice.accession,
+                                                                                   other)
+                if fallback is not None:
+                    queue = [replace(fallback, reason=f"{'; '.join(tried)}; {fallback.reason}"),
+                             *_next_pdb_choices(fallback)]
+    if fetched is None:
+        reason = "; ".join(tried)
+        record_lookup(LookupRecord(query=query, prefer=prefer, ok=False, tried=tried, reason=reason))
+        if len(errors) == 1:
+            raise errors[0]
+        raise DataNotFoundError(f"no structure file for {query}: {reason}") from errors[0]
+    path, url, choice, got = fetched
+    if tried:
+        choice = replace(choice, reason=f"{'; '.join(tried)}; {choice.reason}")
     options = clean if isinstance(clean, _clean.CleanOptions) else (_clean.CleanOptions() if clean else None)
     if options is not None and options.signal and choice.accession is None:
         options = replace(options, signal=False)  # a bare PDB id has no UniProt features to map
     report = None
     final = path
     if options is not None:
-        final, report = _cleaned(path, choice, ext, options)
+        final, report = _cleaned(path, choice, got, options)
     record_lookup(LookupRecord(query=query, prefer=prefer, source=choice.source, source_id=choice.source_id,
                                url=url, reason=choice.reason, tried=tried + list(choice.candidates)))
     history = [f"fetched {choice.source_id} from {url}: {choice.reason}"]
     if report is not None:
         history.append(report.summary())
-    return StructureFile(final, ext, choice, url, path, plddt=choice.source == "alphafold",
+    if save_to is not None:
+        final = _save_copy(final, Path(save_to), choice, got)
+        history.append(f"saved a copy to {final}")
+    return StructureFile(final, got, choice, url, path, plddt=choice.source == "alphafold",
                          clean_report=report, history=tuple(history))
+
+
+def _save_copy(source: Path, folder: Path, choice: StructureChoice, ext: str) -> Path:
+    """Copy ``source`` into ``folder`` atomically as ``<id>[.<cleaning>].<ext>`` (e.g. ``1AKI.cif``)."""
+    name = choice.source_id.split(":", 1)[1]
+    if source.parent.name == "cleaned":
+        name = f"{name}.{source.name.split('.')[1]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{name}.{ext}"
+    with atomic_file(target) as (handle, _):
+        handle.write(source.read_bytes())
+    return target

@@ -17,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     structure.add_argument("--format", choices=["cif", "pdb"], default="cif", help="file format (default cif)")
     structure.add_argument("--clean", action="store_true",
                            help="remove signal peptides, hydrogens, waters and hetero groups")
+    structure.add_argument("--out", type=Path, default=None, metavar="DIR",
+                           help="also save each structure file into DIR (e.g. 1AKI.cif); the cache keeps its copy")
     emdb = kinds.add_parser("map", help="EMDB maps by id (e.g. EMD-5168)")
     emdb.add_argument("ids", nargs="*", help="EMDB ids")
     for p in (structure, emdb):
@@ -55,7 +57,8 @@ def _fetch_all(args: argparse.Namespace, ids: list[str]) -> int:
     def one(query: str) -> str:
         if args.kind == "map":
             return str(fetch_emdb_map(query))
-        fetched = fetch_structure(query, prefer=args.prefer, fmt=args.format, clean=args.clean)
+        fetched = fetch_structure(query, prefer=args.prefer, fmt=args.format, clean=args.clean,
+                                  save_to=args.out)
         return f"{fetched.choice.source_id}\t{fetched.path}"
 
     if len(ids) == 1:

@@ -1,0 +1,60 @@
+"""Structures the way profet users expect: next SIFTS candidate on 404, pdb/cif fallback, save to a folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import gemmi
+import pytest
+
+from perc_platform.archives import fetch_structure
+from perc_platform.cli.main import main
+from perc_platform.testing.archive import ArchiveServer
+
+from .conftest import P00698_SIFTS, write_json
+
+
+def _atoms(path: Path) -> int:
+    structure = gemmi.read_structure(str(path))
+    return sum(1 for _ in structure[0].all())
+
+
+def test_a_missing_best_candidate_gives_the_next_one_before_alphafold(archive: ArchiveServer, extra: Path,
+                                                                       shared: Path) -> None:
+    best = dict(P00698_SIFTS["P00698"][0], pdb_id="9zzz", coverage=0.99)  # ranked first, absent from the archive
+    write_json(extra, "pdbe_best_structures_P00698.json", {"P00698": [best, *P00698_SIFTS["P00698"]]})
+    fetched = fetch_structure("P00698")
+    assert fetched.choice.source == "pdb" and fetched.choice.pdb_id.upper() == "1AKI"
+    assert "9ZZZ" in fetched.choice.reason.upper()
+    assert archive.count("GET", "/rcsb/download/9ZZZ*") >= 1
+    assert _atoms(fetched.path) == _atoms(shared / "structures" / "1aki.cif")
+
+
+@pytest.fixture
+def one_format_entries(extra: Path, shared: Path) -> None:
+    """3AKI served only as mmCIF, 4AKI only in PDB format (copies of 1AKI); written before the server starts."""
+    shutil.copy(shared / "structures" / "1aki.cif", extra / "3aki.cif")
+    shutil.copy(shared / "structures" / "1aki.pdb", extra / "4aki.pdb")
+
+
+def test_an_entry_without_the_asked_format_gives_the_other(one_format_entries: None, archive: ArchiveServer,
+                                                           shared: Path) -> None:
+    fetched = fetch_structure("3AKI", fmt="pdb")
+    assert fetched.format == "cif" and fetched.path.suffix == ".cif"
+    assert "no pdb file, cif fetched instead" in fetched.choice.reason
+    assert _atoms(fetched.path) == _atoms(shared / "structures" / "1aki.cif")
+    other = fetch_structure("4AKI", fmt="cif")  # and the other way round
+    assert other.format == "pdb" and _atoms(other.path) == _atoms(shared / "structures" / "1aki.pdb")
+
+
+def test_save_to_a_folder_and_perc_fetch_out(archive: ArchiveServer, shared: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    fetched = fetch_structure("1AKI", save_to=tmp_path / "mine")
+    assert fetched.path == tmp_path / "mine" / "1AKI.cif"
+    assert _atoms(fetched.path) == _atoms(shared / "structures" / "1aki.cif")
+    assert fetched.original != fetched.path and fetched.original.exists()  # the cache keeps its copy
+    assert main(["fetch", "structure", "1AKI", "--format", "pdb", "--out", str(tmp_path / "cli")]) == 0
+    saved = tmp_path / "cli" / "1AKI.pdb"
+    assert str(saved) in capsys.readouterr().out
+    assert _atoms(saved) == _atoms(shared / "structures" / "1aki.pdb")
