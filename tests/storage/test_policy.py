@@ -84,3 +84,22 @@ def test_archive_client_follows_a_redirect_inside_the_policy(server_factory) -> 
     policy.grant_host(_netloc(home))
     policy.grant_host(_netloc(other))
     assert _http.get_bytes(f"{home.url}/r", what="a redirect test") == b"payload"
+
+
+def test_the_fsspec_redirect_hook_refuses_a_downgrade_and_a_foreign_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from perc_platform.storage import _remote
+
+    monkeypatch.setenv("PERC_EXTRA_HOSTS", '["lab.example.org"]')
+
+    def hop(source: str, location: str) -> None:  # what aiohttp hands the hook before following a redirect
+        params = SimpleNamespace(url=source, response=SimpleNamespace(headers={"Location": location}))
+        asyncio.run(_remote._on_redirect(None, None, params))
+
+    hop("http://lab.example.org/a", "https://lab.example.org/b")  # an upgrade on an allowed host is followed
+    with pytest.raises(NetworkPolicyError, match="downgrades"):
+        hop("https://lab.example.org/a", "http://lab.example.org/b")
+    with pytest.raises(NetworkPolicyError, match="evil.example.org"):
+        hop("https://lab.example.org/a", "//evil.example.org/b")
