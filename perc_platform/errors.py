@@ -23,6 +23,7 @@ __all__ = [
     "RemoteError",
     "SizeLimitError",
     "StarFormatError",
+    "StorageError",
     "StructureFormatError",
     "TruncatedFileError",
     "UnsafeCatalogError",
@@ -68,6 +69,10 @@ class MdocFormatError(FormatError):
 
 class StructureFormatError(FormatError):
     """A PDB/mmCIF file could not be parsed."""
+
+
+class StorageError(PercError, OSError):
+    """Local storage (the cache or a download folder) cannot be written: disk full, read-only, no permission."""
 
 
 class SizeLimitError(InputError):

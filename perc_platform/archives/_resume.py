@@ -19,7 +19,7 @@ from pathlib import Path
 
 from perc_platform.archives import _http
 from perc_platform.errors import ParameterError, RemoteError
-from perc_platform.storage.cache import entry_lock, record
+from perc_platform.storage.cache import entry_lock, record, storage_errors
 
 __all__ = ["ByteProgress", "download_resumable", "part_path"]
 
@@ -61,46 +61,67 @@ def download_resumable(url: str, target: Path, *, what: str, size: int | None = 
 
         def before() -> None:
             # Runs before every attempt: ask only for what the part file does not hold yet.
+            # Ask from the last byte already held: the answer is never empty (so a part that already holds
+            # the whole file gets a 206 telling the size, not a 416) and that byte must match ours.
             have = part.stat().st_size if part.exists() else 0
             headers.pop("Range", None)
             if have:
-                headers["Range"] = f"bytes={have}-"
+                headers["Range"] = f"bytes={have - 1}-"
 
         def copy(resp: http.client.HTTPResponse, answer: _http.Answer) -> int:
+            encoding = answer.headers.get("content-encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                raise RemoteError(f"{what}: {url} answered with Content-Encoding {encoding!r} although identity "
+                                  "was asked for; refusing to store encoded bytes as the file (ask the archive's "
+                                  "operators, or download it with another tool)")
             have = part.stat().st_size if part.exists() else 0
             length = int(answer.headers.get("content-length", -1))
+            skip = 0
             if answer.status == 206:
                 match = _CONTENT_RANGE.match(answer.headers.get("content-range", ""))
-                if not match or int(match.group(1)) != have:
-                    raise RemoteError(f"{what}: asked {url} for bytes {have}- and got "
+                if not match or not have or int(match.group(1)) != have - 1:
+                    raise RemoteError(f"{what}: asked {url} for bytes {max(have - 1, 0)}- and got "
                                       f"{answer.headers.get('content-range')!r}; not resuming from a wrong offset")
                 if match.group(3) != "*":
                     expected["total"] = int(match.group(3))
+                with open(part, "rb") as held:
+                    held.seek(have - 1)
+                    if resp.read(1) != held.read(1):
+                        # the remote file changed since the part was written: start again from zero
+                        part.unlink()
+                        raise http.client.IncompleteRead(b"", 1)
+                skip = 1
             else:
                 have = 0  # the server sent the whole file (Range ignored or not asked): start over
                 if length >= 0:
                     expected["total"] = length
-            mode = "ab" if have else "wb"
-            got = 0
-            with open(part, mode) as handle:
+            got = skip
+            with storage_errors(part, f"{what} ({part.name})"), open(part, "ab" if have else "wb") as handle:
                 while block := resp.read1(_BLOCK):
                     handle.write(block)
                     got += len(block)
                     if progress is not None:
-                        progress(have + got, expected.get("total", size))
+                        progress(have - skip + got, expected.get("total", size))
                 handle.flush()
                 os.fsync(handle.fileno())
             if length >= 0 and got != length:
                 raise http.client.IncompleteRead(b"", length - got)  # retried: resumes from here
-            return have + got
+            return have - skip + got
 
-        target.parent.mkdir(parents=True, exist_ok=True)
+        with storage_errors(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
         if size is not None and part.exists() and part.stat().st_size == size:
             got = size  # finished by an earlier run that stopped before the rename
         else:
             if size is not None and part.exists() and part.stat().st_size > size:
                 part.unlink()
-            got = _http.request(url, what=what, on_body=copy, headers=headers, before=before)
+            try:
+                got = _http.request(url, what=what, on_body=copy, headers=headers, before=before)
+            except RemoteError as exc:
+                if "HTTP 416" not in str(exc) or not part.exists():
+                    raise
+                part.unlink()  # the part is longer than the remote file (which changed): start again from zero
+                got = _http.request(url, what=what, on_body=copy, headers=headers, before=before)
         total = expected.get("total", got)
         for label, want in (("the server's size", total), ("the listed size", size)):
             if want is not None and got != want:

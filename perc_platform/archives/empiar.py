@@ -347,6 +347,21 @@ def list_files(empiar_id: str | int, directory: str = "", *, pattern: str | None
     return select_files(select_files(found, top, rest), base, regex=regex)
 
 
+def _inside(root: Path, f: EmpiarFile) -> Path:
+    """Where ``f`` goes below ``root``; a path that would leave it (``..``, absolute, empty parts) is refused."""
+    parts = f.path.split("/")
+    decoded = unquote(f.path).replace("\\", "/")  # what a server or a later tool may make of it
+    if not f.path or decoded.startswith("/") or any(p in ("", ".", "..") or "\x00" in p
+                                                      for p in (*parts, *decoded.split("/"))):
+        raise ParameterError(f"{f.url}: its path {f.path!r} would be written outside the download folder {root} "
+                             "(an empty, '.' or '..' part, or an absolute path); refusing to download it")
+    target = root.joinpath(*parts)
+    if not target.resolve().is_relative_to(root.resolve()):
+        raise ParameterError(f"{f.url}: {target} resolves outside the download folder {root} (a symbolic link?); "
+                             "refusing to download it")
+    return target
+
+
 def download_files(files: Sequence[EmpiarFile], dest: str | Path, *, jobs: int = 4,
                    progress: Callable[[int, int], None] | None = None, on_file: ManyProgress | None = None,
                    checksums: dict[str, str] | None = None) -> list[FetchOutcome[EmpiarFile, Path]]:
@@ -361,6 +376,7 @@ def download_files(files: Sequence[EmpiarFile], dest: str | Path, *, jobs: int =
     if jobs < 1 or jobs > 4 * DEFAULT_CONCURRENCY:
         raise ParameterError(f"jobs={jobs}: give 1 to {4 * DEFAULT_CONCURRENCY} downloads at once")
     root = Path(dest)
+    targets = {f.path: _inside(root, f) for f in files}  # every path checked before anything is written
     done: dict[str, int] = {}
     sizes = {f.path: f.size or 0 for f in files}  # completed as the servers tell sizes the listings did not
     lock = threading.Lock()
@@ -373,7 +389,7 @@ def download_files(files: Sequence[EmpiarFile], dest: str | Path, *, jobs: int =
             if progress is not None:
                 progress(now, max(now, total))
 
-        return download_resumable(f.url, root.joinpath(*f.path.split("/")), what=f"EMPIAR file {f.path}",
+        return download_resumable(f.url, targets[f.path], what=f"EMPIAR file {f.path}",
                                   size=f.size, checksum=(checksums or {}).get(f.path), progress=moved)
 
     return fetch_many(one, files, max_workers=jobs, progress=on_file)

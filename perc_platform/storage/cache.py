@@ -16,6 +16,7 @@ removed by :func:`sweep_dead_writers` under the entry lock.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -27,15 +28,57 @@ from pathlib import Path
 from typing import IO, Any
 
 from perc_platform.config import get_config
+from perc_platform.errors import StorageError
 
-__all__ = ["atomic_file", "atomic_path", "atomic_write", "cache_dir", "cache_path_for_url", "entry_lock", "record",
-           "sweep_dead_writers", "write_atomically"]
+__all__ = [
+    "atomic_file",
+    "atomic_path",
+    "atomic_write",
+    "cache_dir",
+    "cache_path_for_url",
+    "entry_lock",
+    "record",
+    "storage_errors",
+    "sweep_dead_writers",
+    "write_atomically",
+]
+
+
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+@contextlib.contextmanager
+def storage_errors(path: str | os.PathLike[str], what: str = "") -> Iterator[None]:
+    """Turn a full disk or an unwritable folder met while writing ``path`` into a StorageError saying so
+    (naming the folder, and PERC_CACHE_DIR when it is in the cache), instead of a bare OSError that callers
+    would take for a network or format fault."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, StorageError) or exc.errno not in _FULL | _NOT_WRITABLE:
+            raise
+        folder = Path(path) if Path(path).is_dir() else Path(path).parent
+        root = Path(get_config().cache_dir).expanduser()
+        where = (f"the cache folder {root} (set PERC_CACHE_DIR to a writable folder with room)"
+                 if folder.is_relative_to(root) else f"the folder {folder}")
+        doing = f" while writing {what}" if what else ""
+        if exc.errno in _FULL:
+            problem = "the disk is full (or a quota or file-size limit is reached)"
+            fix = "free some space or choose another folder"
+        else:
+            problem = "it cannot be written (read-only or no permission)"
+            fix = "make it writable or choose another folder"
+        error = StorageError(f"{where}: {problem}{doing} ({exc.strerror}); {fix}")
+        error.errno = exc.errno
+        raise error from None
 
 
 def cache_dir() -> Path:
     """The cache root (``PERC_CACHE_DIR``), created on first use."""
     root = Path(get_config().cache_dir).expanduser()
-    root.mkdir(parents=True, exist_ok=True)
+    with storage_errors(root / "x"):
+        root.mkdir(parents=True, exist_ok=True)
     return root
 
 
@@ -49,8 +92,10 @@ def cache_path_for_url(url: str, kind: str = "files", suffix: str = "") -> Path:
 @contextlib.contextmanager
 def entry_lock(path: Path) -> Iterator[None]:
     """Exclusive inter-process lock for one cache entry (``<path>.lock``, flock)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a+b") as handle:
+    with storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_name(path.name + ".lock"), "a+b")  # noqa: SIM115 - closed below
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -67,8 +112,15 @@ def atomic_file(target: Path) -> Iterator[tuple[IO[bytes], str]]:
     """Write ``target`` atomically: yields a binary temp file and a path to read it back while open; the
     file is put in place, fsynced, only when the block ends without an exception.
 
-    Hold :func:`entry_lock` on ``target`` around it when others may write it.
+    Hold :func:`entry_lock` on ``target`` around it when others may write it. A full disk or an unwritable
+    folder is a :class:`~perc_platform.errors.StorageError`.
     """
+    with storage_errors(target, target.name), _atomic_file(target) as opened:
+        yield opened
+
+
+@contextlib.contextmanager
+def _atomic_file(target: Path) -> Iterator[tuple[IO[bytes], str]]:
     target.parent.mkdir(parents=True, exist_ok=True)
     named: Path | None = None
     try:

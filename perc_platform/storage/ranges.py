@@ -30,6 +30,7 @@ from perc_platform.errors import (
     RangeNotSupportedWarning,
     RemoteError,
     SizeLimitError,
+    StorageError,
     TruncatedFileError,
 )
 from perc_platform.storage import _http_ranges, _remote, policy
@@ -292,7 +293,7 @@ def decompressed_copy(url: str, storage_options: dict[str, Any] | None = None) -
                                              "PERC_MAX_DECOMPRESSED_BYTES if the map is really that large")
                     dst.write(block)
         except (EOFError, OSError, zlib.error, ValueError) as exc:
-            if isinstance(exc, SizeLimitError):
+            if isinstance(exc, (SizeLimitError, StorageError)):
                 raise
             raise FormatError(f"{url}: the compressed file is damaged or truncated ({exc}); download it again") \
                 from None
