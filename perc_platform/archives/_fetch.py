@@ -103,21 +103,30 @@ def fetch_file(url: str, target: Path, *, what: str, kind: str, validate: Valida
 MISS_TTL = 24 * 3600.0
 
 
-def _stale_miss(target: Path, data: Any, missing: Any) -> bool:
-    return missing is not DataNotFoundError and data == missing and time.time() - target.stat().st_mtime > MISS_TTL
+#: Archive metadata that changes over time (SIFTS mappings, AlphaFold DB predictions) is asked again after
+#: this many seconds (when online); the model and entry files themselves never change and never expire.
+METADATA_TTL = 7 * 24 * 3600.0
+
+
+def _stale_miss(target: Path, data: Any, missing: Any, ttl: float | None = None) -> bool:
+    age = time.time() - target.stat().st_mtime
+    if ttl is not None and age > ttl:
+        return True
+    return missing is not DataNotFoundError and data == missing and age > MISS_TTL
 
 
 def fetch_json(url: str, target: Path, *, what: str, kind: str, missing: Any = DataNotFoundError,
-               refresh: bool = False) -> Any:
+               refresh: bool = False, ttl: float | None = None) -> Any:
     """JSON from ``url``, cached in ``target`` (a 404 with ``missing`` given is cached as ``missing`` too).
 
     Caching the "nothing here" answer lets offline lookups and fallbacks work without a request; it is
-    asked again after :data:`MISS_TTL` (when online). ``refresh=True`` asks again in any case.
+    asked again after :data:`MISS_TTL` (when online), and any answer after ``ttl`` seconds when one is
+    given. ``refresh=True`` asks again in any case.
     """
     offline = _http.current_config().offline
     if target.exists() and not refresh:
         data = json.loads(target.read_text(encoding="utf-8"))
-        if offline or not _stale_miss(target, data, missing):
+        if offline or not _stale_miss(target, data, missing, ttl):
             return data
     if offline:
         raise DataNotFoundError(f"{what} is not in the cache ({target}) and PERC_OFFLINE is set; look it up "
@@ -125,7 +134,7 @@ def fetch_json(url: str, target: Path, *, what: str, kind: str, missing: Any = D
     with entry_lock(target):
         if target.exists() and not refresh:
             data = json.loads(target.read_text(encoding="utf-8"))
-            if not _stale_miss(target, data, missing):
+            if not _stale_miss(target, data, missing, ttl):
                 return data
         sweep_dead_writers(target)
         data = _http.get_json(url, what=what, missing=missing)

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from perc_platform.archives._fetch import archive_path, fetch_file, fetch_json
+from perc_platform.archives._fetch import METADATA_TTL, archive_path, fetch_file, fetch_json
 from perc_platform.archives._formats import check_structure_file, normalise_format
 from perc_platform.archives._http import Progress, check_url, current_config
 from perc_platform.archives._ids import validate_uniprot
@@ -27,7 +27,7 @@ def afdb_predictions(accession: str, *, refresh: bool = False) -> list[AfdbPredi
     acc = validate_uniprot(accession)
     data = fetch_json(prediction_url(acc), archive_path("afdb", "prediction", f"{acc}.json"),
                       what=f"AlphaFold DB prediction for {acc}", kind="afdb-prediction", missing=[],
-                      refresh=refresh)
+                      refresh=refresh, ttl=METADATA_TTL)
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
@@ -57,11 +57,16 @@ def fetch_afdb_file(accession: str, fmt: str = "cif", *, progress: Progress | No
     url = model.cif_url if ext == "cif" else model.pdb_url
     if not url:
         raise DataNotFoundError(f"the AlphaFold DB prediction {model.entry_id} lists no {ext} file URL")
-    check_url(url)
     name = urlsplit(url).path.rsplit("/", 1)[-1]
     if not _MODEL_FILE.fullmatch(name):
         raise RemoteError(f"the AlphaFold DB served an unexpected model file name {name!r} ({url}); "
                           "expected AF-<accession>-F<n>-model_v<k>.<ext>")
+    cached = archive_path("afdb", name)
+    if cached.exists() and not refresh:
+        # Model files never change: a cached one is read without asking the (maybe since re-pointed or
+        # removed) endpoint its cached prediction record names.
+        return cached, model, url
+    check_url(url)
     path = fetch_file(url, archive_path("afdb", name), what=f"AlphaFold DB model {model.entry_id} ({ext})",
                       kind="afdb-model", validate=lambda p: check_structure_file(p, ext), progress=progress,
                       refresh=refresh)

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from perc_platform.archives._fetch import archive_path, fetch_json
+from perc_platform.archives._fetch import METADATA_TTL, archive_path, fetch_json
 from perc_platform.archives._http import current_config
 from perc_platform.archives._ids import validate_pdb_id, validate_uniprot
 from perc_platform.archives._models import SiftsMapping
@@ -40,7 +40,7 @@ def best_structures(accession: str, *, refresh: bool = False) -> list[SiftsMappi
     acc = validate_uniprot(accession)
     data = fetch_json(best_structures_url(acc), archive_path("pdbe", "best_structures", f"{acc}.json"),
                       what=f"PDBe best_structures for {acc}", kind="pdbe-best-structures", missing={},
-                      refresh=refresh)
+                      refresh=refresh, ttl=METADATA_TTL)
     if not isinstance(data, dict):
         raise RemoteError(f"PDBe best_structures for {acc}: expected a JSON object, got {type(data).__name__}")
     rows: list[Any] = (data.get(acc) or next(iter(data.values()), [])) if data else []

@@ -58,3 +58,41 @@ def test_save_to_a_folder_and_perc_fetch_out(archive: ArchiveServer, shared: Pat
     saved = tmp_path / "cli" / "1AKI.pdb"
     assert str(saved) in capsys.readouterr().out
     assert _atoms(saved) == _atoms(shared / "structures" / "1aki.pdb")
+
+
+def test_a_cached_alphafold_model_stays_readable_after_the_endpoint_changes(
+        archive: ArchiveServer, shared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = fetch_structure("Q99J21", prefer="alphafold", fmt="pdb")
+    assert first.choice.source_id == "AFDB:AF-Q99J21-F1"
+    # the lab moves to a mirror on another host (named localhost here, a closed port); the cached model opens
+    from perc_platform.config import get_config
+
+    for name in type(get_config()).model_fields:
+        if name.endswith("_url"):
+            monkeypatch.setenv(f"PERC_{name.upper()}", "http://localhost:9/mirror")
+    archive.reset_counts()
+    again = fetch_structure("Q99J21", prefer="alphafold", fmt="pdb")
+    assert again.path == first.path and archive.requests == []
+    assert _atoms(again.path) == _atoms(shared / "structures" / "AF-Q99J21-F1-model_v2.pdb")
+
+
+def test_cached_sifts_and_alphafold_metadata_refresh_after_the_ttl(archive: ArchiveServer, extra: Path) -> None:
+    import os
+
+    from perc_platform.archives import _fetch, alphafold, sifts
+    from perc_platform.archives._fetch import archive_path
+
+    assert [m.pdb_id for m in sifts.best_structures("P00698")] == ["1aki"]
+    newer = dict(P00698_SIFTS["P00698"][0], pdb_id="2aki")
+    write_json(extra, "pdbe_best_structures_P00698.json", {"P00698": [newer, *P00698_SIFTS["P00698"]]})
+    assert [m.pdb_id for m in sifts.best_structures("P00698")] == ["1aki"]  # within the TTL: the cached answer
+    cached = archive_path("pdbe", "best_structures", "P00698.json")
+    old = cached.stat().st_mtime - _fetch.METADATA_TTL - 60
+    os.utime(cached, (old, old))
+    assert [m.pdb_id for m in sifts.best_structures("P00698")] == ["2aki", "1aki"]
+    alphafold.afdb_predictions("Q99J21")
+    prediction = archive_path("afdb", "prediction", "Q99J21.json")
+    os.utime(prediction, (old, old))
+    archive.reset_counts()
+    alphafold.afdb_predictions("Q99J21")
+    assert archive.count("GET", "*prediction/Q99J21*") == 1
