@@ -188,7 +188,7 @@ def _neural(density: Any, structure: Any, resolution: float | None, steps: int |
     mae = float(np.abs(norm(sampled.values) - norm(density.values)).mean())
     map_slices(density, sampled, out / "map_slices.png")
     resampled = neural.to_mrc(out / "neural_map_1A.mrc", voxel_size=1.0, overwrite=True)
-    summary: dict[str, Any] = {"neural map MAE [0,1]": round(mae, 6),
+    summary: dict[str, Any] = {"neural map MAE [0,1]": float(f"{mae:.2g}"),
                                "regions above target": len(neural.regions_above_target)}
     resolution = density.attrs.get("resolution") or resolution
     if resolution is None:
