@@ -103,7 +103,8 @@ def true_pose_purity(views: SyntheticViews, classes: int, pixel: float, seed: in
     return purity(_kmeans(u[:, :comps] * sv[:comps], classes, np.random.default_rng(seed)), views.view)
 
 
-def measure_purity(box: int, n: int, views_n: int, classes: int, training: int, folder: Path) -> tuple[float, float, float]:
+def measure_purity(box: int, n: int, views_n: int, classes: int, training: int,
+                   folder: Path) -> tuple[float, float, float]:
     pixel = 2.0 * 64 / box
     views = make_views(n, box=box, views=views_n, snr=0.1, seed=box)
     images = _stack(views, folder, pixel)
