@@ -264,8 +264,6 @@ def test_hostile_catalog_is_harmless(arena: Arena, name: str) -> None:
         assert case.yaml_level or "trusted=True" in str(unsafe[0]), unsafe[0]
 
 
-@pytest.mark.xfail(reason="needs the network policy of perc_platform/storage/policy.py (issue 15, b-network)",
-                   strict=False)
 @pytest.mark.parametrize("name", list(STAR_CASES))
 def test_star_referenced_hosts_are_not_reached(arena: Arena, name: str) -> None:
     write_stack(arena.foreign_root / "other.mrcs", 3, (8, 8))
