@@ -19,7 +19,7 @@ from pathlib import Path
 
 from perc_platform.archives import _http
 from perc_platform.errors import ParameterError, RemoteError
-from perc_platform.storage.cache import entry_lock, record, storage_errors
+from perc_platform.storage.cache import cache_dir, entry_lock, record, storage_errors
 
 __all__ = ["ByteProgress", "download_resumable", "part_path"]
 
@@ -28,6 +28,13 @@ ByteProgress = Callable[[int, "int | None"], None]
 
 _BLOCK = 1 << 20
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+def _lock_for(target: Path) -> Path:
+    """The lock of a download lives in the cache, not beside the file: no ``.lock`` is left in the user's
+    download folder, and two processes downloading the same target still share one lock."""
+    digest = hashlib.sha256(str(target.resolve()).encode()).hexdigest()[:32]
+    return cache_dir() / "locks" / "downloads" / digest
 
 
 def part_path(target: Path) -> Path:
@@ -53,7 +60,7 @@ def download_resumable(url: str, target: Path, *, what: str, size: int | None = 
     if target.exists() and (size is None or target.stat().st_size == size):
         return target
     part = part_path(target)
-    with entry_lock(target):
+    with entry_lock(_lock_for(target)):
         if target.exists() and (size is None or target.stat().st_size == size):
             return target
         headers: dict[str, str] = {}

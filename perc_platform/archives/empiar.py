@@ -381,6 +381,13 @@ def download_files(files: Sequence[EmpiarFile], dest: str | Path, *, jobs: int =
     sizes = {f.path: f.size or 0 for f in files}  # completed as the servers tell sizes the listings did not
     lock = threading.Lock()
 
+    for f in files:  # files already in place count as done, so the totals cover the whole selection
+        have = targets[f.path]
+        if have.exists() and (f.size is None or have.stat().st_size == f.size):
+            done[f.path] = sizes[f.path] = have.stat().st_size
+    if done and progress is not None:
+        progress(sum(done.values()), max(sum(done.values()), sum(sizes.values())))
+
     def one(f: EmpiarFile) -> Path:
         def moved(n: int, size: int | None) -> None:
             with lock:

@@ -89,7 +89,14 @@ def _files(args: argparse.Namespace) -> list[Any]:
         return [EmpiarFile(path=u[len(base):].partition("/")[2], url=u) for u in urls]
     if not args.entry:
         raise ParameterError("give --entry (with --select/--regex) or --from a file of URLs")
-    return list_files(args.entry, args.dir, pattern=args.select, regex=args.regex, ttl=ttl)
+    files = list_files(args.entry, args.dir, pattern=args.select, regex=args.regex, ttl=ttl)
+    if not files:
+        from perc_platform.errors import DataNotFoundError
+
+        chosen = " and ".join(f"{k} {v!r}" for k, v in (("--select", args.select), ("--regex", args.regex)) if v)
+        raise DataNotFoundError(f"no file of {args.entry} under {args.dir or '/'!r} matches "
+                                f"{chosen or 'anything'}; check the pattern with `perc empiar search`")
+    return files
 
 
 def run(args: argparse.Namespace) -> int:

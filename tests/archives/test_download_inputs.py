@@ -148,3 +148,21 @@ def test_an_unwritable_cache_names_the_folder_and_the_setting(monkeypatch: pytes
     archive.write_bytes(gzip.compress(b"x" * 1000))
     with pytest.raises(StorageError, match="cannot be written"):
         decompressed_copy(str(archive))
+
+
+def test_download_cli_no_match_skipped_totals_and_no_lock_files(server: LoopbackServer, tree: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    dest = tmp_path / "dest"
+    assert main(["empiar", "download", "--entry", NUMBER, "--select", "*.nothing", "--dest", str(dest)]) == 2
+    assert "matches --select '*.nothing'" in capsys.readouterr().err and not dest.exists()
+    args = ["empiar", "download", "--entry", NUMBER, "--dir", EXTRACT, "--select", "*.mrcs", "--dest", str(dest)]
+    assert main(args) == 0
+    capsys.readouterr()
+    sizes = sum((tree / NUMBER / EXTRACT / n).stat().st_size for n in ("stack_001.mrcs", "stack_002.mrcs",
+                                                                        "stack_003.mrcs"))
+    (dest / EXTRACT / "stack_002.mrcs").unlink()
+    assert main(args) == 0  # two files skipped, one downloaded: the totals count all three
+    err = capsys.readouterr().err
+    final = err.rstrip().rsplit("\r", 1)[-1]
+    assert "3/3 files" in final and final.count(f"{sizes / 1024:.1f} KB") == 2, final
+    assert not [p for p in dest.rglob("*") if p.name.endswith((".lock", ".part"))]
