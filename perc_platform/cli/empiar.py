@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     search.add_argument("--output", type=Path, help="also write the URLs to this file (for `download --from`)")
     download.add_argument("--from", dest="from_file", type=Path, help="file of URLs written by `search --output`")
     download.add_argument("--dest", type=Path, default=Path("."), help="download folder (default: current)")
+    download.add_argument("--checksums", type=Path, default=None,
+                          help="md5sum/sha256sum-style file ('<hex>  <path>' lines, paths relative to the entry); "
+                               "each file named there is checked before it is put in place")
     download.add_argument("-j", "--jobs", type=int, default=4, help="downloads run at once (default 4)")
     for p in (info, search, download):
         p.set_defaults(func=run)
@@ -99,6 +102,32 @@ def _files(args: argparse.Namespace) -> list[Any]:
     return files
 
 
+def _checksums(path: Path, files: list[Any]) -> dict[str, str]:
+    """``{entry path: "md5:<hex>"}`` from an md5sum/sha256sum file (32 hex digits: md5, 64: sha256)."""
+    from perc_platform.errors import ParameterError
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ParameterError(f"checksum file {path} does not exist") from None
+    listed: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        digest, _, name = line.strip().partition(" ")
+        name = name.strip().lstrip("*").removeprefix("./")
+        kind = {32: "md5", 64: "sha256"}.get(len(digest))
+        if kind is None or not name or any(c not in "0123456789abcdefABCDEF" for c in digest):
+            raise ParameterError(f"{path}: line {number} is not '<md5 or sha256 hex>  <path>': {line[:80]!r}")
+        listed[name] = f"{kind}:{digest.lower()}"
+    out = {}
+    for f in files:
+        match = listed.get(f.path) or next((v for k, v in listed.items() if f.path.endswith("/" + k)), None)
+        if match is not None:
+            out[f.path] = match
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from perc_platform.archives.empiar import DEFAULT_TTL, download_files, fetch_empiar_entry
 
@@ -118,7 +147,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(files)} file(s), {_size(sum(f.size or 0 for f in files))} listed", file=sys.stderr)
         return 0
     bar = _Bar(len(files))
-    outcomes = download_files(files, args.dest, jobs=args.jobs, progress=bar.bytes, on_file=bar.file)
+    sums = _checksums(args.checksums, files) if args.checksums is not None else None
+    outcomes = download_files(files, args.dest, jobs=args.jobs, progress=bar.bytes, on_file=bar.file,
+                              checksums=sums)
     for outcome in outcomes:
         print(f"{outcome.value}" if outcome.ok else f"{outcome.key.url}\tFAILED\t{outcome.error}")
     failed = sum(not o.ok for o in outcomes)

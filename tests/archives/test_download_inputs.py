@@ -166,3 +166,21 @@ def test_download_cli_no_match_skipped_totals_and_no_lock_files(server: Loopback
     final = err.rstrip().rsplit("\r", 1)[-1]
     assert "3/3 files" in final and final.count(f"{sizes / 1024:.1f} KB") == 2, final
     assert not [p for p in dest.rglob("*") if p.name.endswith((".lock", ".part"))]
+
+
+def test_download_checks_checksums_from_a_file(server: LoopbackServer, tree: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import hashlib
+
+    folder = tree / NUMBER / EXTRACT
+    sums = tmp_path / "md5sum.txt"
+    sums.write_text(f"{hashlib.md5((folder / 'stack_001.mrcs').read_bytes()).hexdigest()}  "
+                    f"./{EXTRACT}/stack_001.mrcs\n"
+                    f"{hashlib.sha256(b'not the file').hexdigest()} *stack_002.mrcs\n", encoding="utf-8")
+    dest = tmp_path / "dest"
+    assert main(["empiar", "download", "--entry", NUMBER, "--dir", EXTRACT, "--select", "stack_00[12].mrcs",
+                 "--dest", str(dest), "--checksums", str(sums)]) == 1
+    out = capsys.readouterr().out
+    assert (dest / EXTRACT / "stack_001.mrcs").read_bytes() == (folder / "stack_001.mrcs").read_bytes()
+    assert not (dest / EXTRACT / "stack_002.mrcs").exists() and "stack_002.mrcs\tFAILED" in out
+    assert "checksum" in out
