@@ -17,7 +17,7 @@ import xarray as xr
 
 from perc_platform.archives import fetch_structure
 from perc_platform.conventions import STRUCTURE_DIMS, add_history, provenance
-from perc_platform.errors import DataNotFoundError, StructureFormatError
+from perc_platform.errors import DataNotFoundError, ParameterError, StructureFormatError
 from perc_platform.storage.ranges import is_remote, local_copy
 
 __all__ = ["open_structure", "open_structure_by_id", "structure_from_gemmi"]
@@ -116,18 +116,45 @@ def open_structure(path_or_url: str | os.PathLike[str], *, plddt: bool | None = 
 
 
 def open_structure_by_id(query: str, *, prefer: Literal["pdb", "alphafold"] = "pdb", fmt: str = "cif",
-                         clean: bool = False) -> xr.Dataset:
+                         clean: bool = False, select: Literal["chain", "entry"] = "chain",
+                         ligands: bool = False) -> xr.Dataset:
     """The structure for a UniProt accession or PDB id, fetched once into the cache, as a Dataset.
 
-    See :func:`perc_platform.archives.fetch_structure` for the choice of source and the cleaning.
+    For an accession answered by a PDB entry, the result is the chain SIFTS mapped to it (as profet gives),
+    with its ligands (non-polymer, non-water groups of that chain) when ``ligands=True``; ``select="entry"``
+    gives the whole entry. A PDB id asked for directly and AlphaFold models give the whole file. See
+    :func:`perc_platform.archives.fetch_structure` for the choice of source and the cleaning.
     """
+    if select not in ("chain", "entry"):
+        raise ParameterError(f"select={select!r}: use 'chain' (the chain the accession maps to) or 'entry'")
     fetched = fetch_structure(query, prefer=prefer, fmt=fmt, clean=clean)
     ds = open_structure(fetched.path, plddt=fetched.plddt, source_id=fetched.choice.source_id)
+    chain = fetched.choice.chain_id if fetched.choice.accession and fetched.choice.source == "pdb" else None
+    if select == "chain" and chain:
+        keep = _chain_atoms(fetched.path, chain, ligands)
+        if keep.size != ds.sizes["atom"] or not keep.any():
+            raise StructureFormatError(f"{fetched.path}: chain {chain!r} (mapped by SIFTS) is not in the file; "
+                                       "open the whole entry with select='entry'")
+        ds = ds.isel(atom=np.flatnonzero(keep))
+        add_history(ds, f"selected chain {chain}{' with its ligands' if ligands else ''} (SIFTS mapping of "
+                        f"{fetched.choice.accession})")
     ds.attrs["source_uri"] = fetched.url
     ds.attrs["query"] = query
     ds.attrs["lookup_reason"] = fetched.choice.reason
     ds.attrs["selected_chain"] = fetched.choice.chain_id or ""
+    ds.attrs["selection"] = f"chain {chain}{' + ligands' if ligands else ''}" if select == "chain" and chain \
+        else "entry"
     ds.attrs["cache_path"] = str(fetched.path)
     for line in fetched.history:
         add_history(ds, line)
     return ds
+
+
+def _chain_atoms(path: Any, chain: str, ligands: bool) -> np.ndarray:
+    """Per atom, in :func:`structure_from_gemmi`'s order: in ``chain`` and polymer (or a ligand, if asked)."""
+    structure = gemmi.read_structure(str(path), merge_chain_parts=True)
+    structure.setup_entities()
+    structure.remove_alternative_conformations()
+    wanted = {gemmi.EntityType.Polymer} | ({gemmi.EntityType.NonPolymer} if ligands else set())
+    return np.asarray([ch.name == chain and residue.entity_type in wanted
+                       for ch in structure[0] for residue in ch for _ in residue], dtype=bool)

@@ -19,6 +19,8 @@ class StructureParams(SourceParams):
     prefer: Literal["pdb", "alphafold"] = "pdb"
     format: Literal["cif", "pdb"] = "cif"
     clean: bool = False
+    select: Literal["chain", "entry"] = "chain"
+    ligands: bool = False
 
     @model_validator(mode="after")
     def _one_id(self) -> StructureParams:
@@ -45,7 +47,8 @@ class StructureSource(PercSource):
             from perc_platform.errors import ParameterError
 
             raise ParameterError("the 'structure' source needs uniprot_id (e.g. 'P00698') or pdb_id (e.g. '1AKI')")
-        return open_structure_by_id(query, prefer=p.prefer, fmt=p.format, clean=p.clean)
+        return open_structure_by_id(query, prefer=p.prefer, fmt=p.format, clean=p.clean, select=p.select,
+                                    ligands=p.ligands)
 
     def _dataset(self, opened: xr.Dataset) -> xr.Dataset:
         # The file is fetched and parsed on first use (it is small); its data variables are dask-backed like

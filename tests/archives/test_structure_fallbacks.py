@@ -96,3 +96,34 @@ def test_cached_sifts_and_alphafold_metadata_refresh_after_the_ttl(archive: Arch
     archive.reset_counts()
     alphafold.afdb_predictions("Q99J21")
     assert archive.count("GET", "*prediction/Q99J21*") == 1
+
+
+def _gemmi_counts(path: Path, chain: str) -> dict[str, int]:
+    st = gemmi.read_structure(str(path))
+    st.setup_entities()
+    st.remove_alternative_conformations()
+    counts = {"entry": 0, "chain": 0, "ligands": 0}
+    for ch in st[0]:
+        for residue in ch:
+            counts["entry"] += len(residue)
+            if ch.name == chain and residue.entity_type == gemmi.EntityType.Polymer:
+                counts["chain"] += len(residue)
+            if ch.name == chain and residue.entity_type == gemmi.EntityType.NonPolymer:
+                counts["ligands"] += len(residue)
+    return counts
+
+
+def test_a_uniprot_query_gives_the_mapped_chain_its_ligands_or_the_entry_on_request(
+        archive: ArchiveServer, shared: Path) -> None:
+    from perc_platform.datasets.structures import open_structure_by_id
+
+    expected = _gemmi_counts(shared / "structures" / "1aki.cif", "A")
+    chain = open_structure_by_id("P00698")
+    assert chain.sizes["atom"] == expected["chain"] and set(chain["chain_id"].values) == {"A"}
+    assert not chain["hetero"].values.any() and "HOH" not in set(chain["res_name"].values)
+    with_ligands = open_structure_by_id("P00698", ligands=True)
+    assert with_ligands.sizes["atom"] == expected["chain"] + expected["ligands"]
+    entry = open_structure_by_id("P00698", select="entry")
+    assert entry.sizes["atom"] == expected["entry"] > expected["chain"]  # 1AKI has waters
+    assert entry.attrs["selection"] == "entry" and chain.attrs["selection"] == "chain A"
+    assert open_structure_by_id("1AKI").sizes["atom"] == expected["entry"]  # a PDB id: the whole entry
