@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import xarray as xr
-from pydantic import PositiveInt
+from pydantic import PositiveInt, field_validator
 
 from intake_perc._lazy import LazyArraySource
 from intake_perc._params import SourceParams
@@ -23,6 +23,14 @@ class MoviesParams(SourceParams):
     gain_flip: int = 0
     chunk_size: PositiveInt | None = None
     storage_options: dict[str, Any] | None = None
+
+    @field_validator("mdoc", mode="before")
+    @classmethod
+    def _switch_as_text(cls, value: Any) -> Any:
+        # Catalog parameters arrive as text: "false"/"true" switch the mdoc look-up, they are not file names.
+        if isinstance(value, str) and value.strip().lower() in ("false", "true"):
+            return value.strip().lower() == "true"
+        return value
 
 
 class MoviesSource(LazyArraySource):

@@ -12,12 +12,16 @@ import pytest
 import xarray as xr
 from intake_perc.emdb_map import EmdbMapSource
 from intake_perc.empiar import EmpiarCatalog, EmpiarImagesetSource
+from intake_perc.movies import MoviesSource
 from intake_perc.mrc_stack import MrcStackSource
 from intake_perc.mrc_volume import MrcVolumeSource
 from intake_perc.neural_map import NeuralMapSource
 from intake_perc.simulated_map import SimulatedMapSource
 from intake_perc.simulated_particles import SimulatedParticlesSource
 from intake_perc.structure import StructureSource
+from intake_perc.subtomograms import SubtomogramsSource
+from intake_perc.tilt_series import TiltSeriesSource
+from intake_perc.tomogram import TomogramSource
 from intake_perc.zarr_particles import ZarrParticlesSource
 
 from perc_platform.testing import LoopbackServer, write_stack, write_volume
@@ -194,6 +198,76 @@ class TestEmdbMap(DriverContract):
         monkeypatch.setenv("PERC_EMDB_FILES_URL", counting_server.url)
         monkeypatch.setenv("PERC_EMDB_API_URL", counting_server.url)
         return {"emdb_id": "EMD-5168"}
+
+
+@pytest.fixture(scope="module")
+def tomography_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 5-tilt series with its IMOD .tlt file, a 24^3 tomogram and a CSV of picks inside it."""
+    folder = tmp_path_factory.mktemp("tomo")
+    write_stack(folder / "ts.mrc", 5, (16, 16), seed=5)
+    (folder / "ts.tlt").write_text("\n".join(str(a) for a in (-30, -15, 0, 15, 30)) + "\n")
+    data = np.random.default_rng(6).normal(size=(24, 24, 24)).astype(np.float32)
+    write_volume(folder / "tomo.mrc", data, voxel_size=2.0)
+    (folder / "picks.csv").write_text("x,y,z\n8,8,8\n12,10,14\n16,16,16\n")
+    return folder
+
+
+@contract("movies")
+class TestMovies(DriverContract):
+    driver = MoviesSource
+    bad_kwargs = ({"chunk_size": 0}, {"dose_per_frame": "lots"},)
+
+    @pytest.fixture
+    def source_kwargs(self, stack_file: Path) -> dict[str, Any]:
+        return {"urlpath": str(stack_file), "dose_per_frame": 1.5, "pixel_size": 1.0, "mdoc": "false"}
+
+    @pytest.fixture
+    def remote_kwargs(self, counting_server: LoopbackServer) -> dict[str, Any]:
+        return {"urlpath": f"{counting_server.url}/movie.tif", "gain": f"{counting_server.url}/gain.mrc"}
+
+
+@contract("tilt_series")
+class TestTiltSeries(DriverContract):
+    driver = TiltSeriesSource
+    bad_kwargs = ({"chunk_size": -2},)
+
+    @pytest.fixture
+    def source_kwargs(self, tomography_files: Path) -> dict[str, Any]:
+        return {"urlpath": str(tomography_files / "ts.mrc")}
+
+    @pytest.fixture
+    def remote_kwargs(self, counting_server: LoopbackServer) -> dict[str, Any]:
+        return {"urlpath": f"{counting_server.url}/ts.st"}
+
+
+@contract("tomogram")
+class TestTomogram(DriverContract):
+    driver = TomogramSource
+    bad_kwargs = ({"level": -1}, {"chunks": 0},)
+
+    @pytest.fixture
+    def source_kwargs(self, tomography_files: Path) -> dict[str, Any]:
+        return {"urlpath": str(tomography_files / "tomo.mrc")}
+
+    @pytest.fixture
+    def remote_kwargs(self, counting_server: LoopbackServer) -> dict[str, Any]:
+        return {"urlpath": f"{counting_server.url}/tomo.rec"}
+
+
+@contract("subtomograms")
+class TestSubtomograms(DriverContract):
+    driver = SubtomogramsSource
+    bad_kwargs = ({"units": "nanometre"}, {"box": 0}, {"edge": "wrap"},)
+
+    @pytest.fixture
+    def source_kwargs(self, tomography_files: Path) -> dict[str, Any]:
+        return {"urlpath": str(tomography_files / "tomo.mrc"), "picks": str(tomography_files / "picks.csv"),
+                "box": 8, "units": "pixel"}
+
+    @pytest.fixture
+    def remote_kwargs(self, counting_server: LoopbackServer) -> dict[str, Any]:
+        return {"urlpath": f"{counting_server.url}/tomo.rec", "picks": f"{counting_server.url}/picks.star",
+                "box": 8, "units": "angstrom"}
 
 
 @pytest.fixture(scope="module")
