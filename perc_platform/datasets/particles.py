@@ -7,10 +7,11 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 
-from perc_platform.conventions import IMAGE_NAME, PARTICLE_DIMS, provenance
+from perc_platform.conventions import IMAGE_NAME, PARTICLE_DIMS, SUBTOMOGRAM_DIMS, provenance
 from perc_platform.datasets.selection import lazy_particles
 from perc_platform.errors import (
     CsFormatError,
@@ -104,13 +105,18 @@ def _read_metadata(path: str, storage_options: dict[str, Any] | None) -> Particl
 
 
 def particle_parts(source: Source | None = None, star: str | os.PathLike[str] | None = None,
-                   storage_options: dict[str, Any] | None = None) -> Parts:
-    """The lazy stack array, per-particle coords and attrs for stacks (optionally joined to a STAR file)."""
+                   storage_options: dict[str, Any] | None = None, *, volumes: bool = False) -> Parts:
+    """The lazy stack array, per-particle coords and attrs for stacks (optionally joined to a STAR file).
+
+    With ``volumes``, a STAR file whose every row names a whole multi-section file (a RELION subtomogram STAR
+    file) is accepted: the array then lists one file per particle, and ``attrs`` holds ``whole_volumes``.
+    """
     if source is None and star is None:
         raise ParameterError("open_particles needs stack files, a STAR file, or both")
     given = expand_sources(source, storage_options) if source is not None else []
     coords: dict[str, Any] = {}
     attrs: dict[str, Any] = {}
+    subtomograms = False
     if star is not None:
         star = os.fspath(star)
         meta = _read_metadata(star, storage_options)
@@ -122,12 +128,14 @@ def particle_parts(source: Source | None = None, star: str | os.PathLike[str] | 
         file_ids = np.array([position[n] for n in meta.stack_names], dtype=np.int32)
         local = meta.image_index
         whole = meta.whole_file if meta.whole_file is not None else np.zeros(len(local), dtype=bool)
+        subtomograms = volumes and bool(whole.all()) and any(f.shape[0] > 1 for f in files)
         for fid, f in enumerate(files):
             rows = local[file_ids == fid]
-            if whole[file_ids == fid].any() and f.shape[0] != 1:
+            if whole[file_ids == fid].any() and f.shape[0] != 1 and not subtomograms:
                 raise StarFormatError(f"{star}: names the whole file {f.url} (no '@'), which holds {f.shape[0]} "
-                                      "sections; a particle is one 2-D image: write 000001@file to pick one, or "
-                                      "open subtomograms with open_subtomograms / a volume with open_volume")
+                                      "sections; a particle here is one 2-D image: write 000001@file to pick one; "
+                                      "open_particles reads a STAR file whose every row names a subtomogram "
+                                      "(a whole 3-D file) as (particle, z, y, x)")
             if rows.size and rows.max() >= f.shape[0]:
                 error = CsFormatError if star.lower().endswith(".cs") else StarFormatError
                 raise error(f"{star}: refers to image {rows.max() + 1} of {f.url}, which holds "
@@ -141,6 +149,9 @@ def particle_parts(source: Source | None = None, star: str | os.PathLike[str] | 
         uri = given[0] if len(given) == 1 else f"{given[0]} (+{len(given) - 1} more)"
     first = files[0]
     for f in files[1:]:
+        if subtomograms and f.shape[0] != first.shape[0]:
+            raise FormatError(f"{f.url}: a subtomogram of {f.shape[0]} sections, but {first.url} has "
+                              f"{first.shape[0]}; the subtomograms of one STAR file must share their box")
         if (f.shape[1:], f.dtype, f.format) != (first.shape[1:], first.dtype, first.format):
             raise FormatError(f"{f.url}: images are {f.format} {f.shape[2]}x{f.shape[1]} {f.dtype} but {first.url} "
                               f"has {first.format} {first.shape[2]}x{first.shape[1]} {first.dtype}; a stack set must "
@@ -155,7 +166,15 @@ def particle_parts(source: Source | None = None, star: str | os.PathLike[str] | 
     history = f"opened {len(files)} {first.format.upper()} stack(s) lazily" + (f" with {star}" if star else "")
     attrs.update(provenance(source_id=os.path.basename(uri), source_uri=uri, history=history))
     attrs["stack_files"] = [f.url for f in files]
+    if star is not None and subtomograms:
+        attrs["whole_volumes"] = True
     return array, coords, attrs
+
+
+def _subtomogram_data(array: StackArray) -> da.Array:
+    """``(particle, z, y, x)``: every particle is a whole file of sections, all of one shape (checked above)."""
+    per_file = [lazy_particles(StackArray([f]), f.shape[0]) for f in array.files]
+    return da.stack([per_file[fid] for fid in array.file_ids])
 
 
 def open_particles(source: Source | None = None, star: str | os.PathLike[str] | None = None, *,
@@ -174,8 +193,12 @@ def open_particles(source: Source | None = None, star: str | os.PathLike[str] | 
     chunk_size
         Particles per dask chunk (default: about ``PERC_CHUNK_BYTES`` per chunk).
 
-    Nothing is read but the headers (and the STAR file).
+    Nothing is read but the headers (and the STAR file). A STAR file whose every ``rlnImageName`` names a whole
+    3-D file (RELION's subtomogram STAR files) gives ``(particle, z, y, x)``, one subtomogram per row.
     """
-    array, coords, attrs = particle_parts(source, star, storage_options)
+    array, coords, attrs = particle_parts(source, star, storage_options, volumes=True)
+    if attrs.pop("whole_volumes", False):  # a RELION subtomogram STAR file: one 3-D file per row
+        return xr.DataArray(_subtomogram_data(array), dims=SUBTOMOGRAM_DIMS, name=IMAGE_NAME,
+                            coords={k: ("particle", np.asarray(v)) for k, v in coords.items()}, attrs=attrs)
     return xr.DataArray(lazy_particles(array, chunk_size), dims=PARTICLE_DIMS, name=IMAGE_NAME,
                         coords={k: ("particle", np.asarray(v)) for k, v in coords.items()}, attrs=attrs)

@@ -1,4 +1,4 @@
-"""STAR files that name whole image files (no ``@``), as RELION writes for single-image files (issue 16)."""
+"""STAR files that name whole image files (no ``@``): single-image files and subtomograms, as RELION writes them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import perc_platform as pp
-from perc_platform.errors import StarFormatError
+from perc_platform.errors import FormatError, StarFormatError
 from perc_platform.testing import write_stack
 
 
@@ -36,8 +36,27 @@ def test_single_image_files_named_without_at_are_read(tmp_path: Path) -> None:
     assert images.attrs["pixel_size"] == 1.25
 
 
-def test_a_whole_file_with_several_sections_is_refused(tmp_path: Path) -> None:
+def test_a_subtomogram_star_file_reads_one_volume_per_row(tmp_path: Path) -> None:
+    subs = [write_stack(tmp_path / "subtomo" / f"s{i}.mrc", 8, (16, 16), seed=20 + i) for i in range(3)]
+    star = _star(tmp_path / "run.star", ["subtomo/s2.mrc", "subtomo/s0.mrc", "subtomo/s1.mrc"])
+    cubes = pp.open_particles(star=star)
+    assert cubes.dims == ("particle", "z", "y", "x") and cubes.shape == (3, 8, 16, 16)
+    for row, i in enumerate([2, 0, 1]):
+        with mrcfile.open(subs[i], permissive=True) as mrc:
+            np.testing.assert_array_equal(cubes[row].values, mrc.data)
+    assert cubes["defocus_u"].values.tolist() == [10000, 10100, 10200]
+
+
+def test_a_whole_3d_file_beside_images_is_refused(tmp_path: Path) -> None:
     write_stack(tmp_path / "sub.mrc", 8, (16, 16))
-    star = _star(tmp_path / "run.star", ["sub.mrc"])
+    write_stack(tmp_path / "s.mrcs", 2, (16, 16))
+    star = _star(tmp_path / "run.star", ["sub.mrc", "000001@s.mrcs"])
     with pytest.raises(StarFormatError, match="holds 8 sections"):
         pp.open_particles(star=star)
+
+
+def test_subtomograms_of_different_boxes_are_refused(tmp_path: Path) -> None:
+    write_stack(tmp_path / "a.mrc", 8, (16, 16))
+    write_stack(tmp_path / "b.mrc", 6, (16, 16))
+    with pytest.raises(FormatError, match="share their box"):
+        pp.open_particles(star=_star(tmp_path / "run.star", ["a.mrc", "b.mrc"]))
