@@ -31,8 +31,15 @@ def _count(parser: str, outcome: str) -> None:
     OUTCOMES[parser][outcome] += 1
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _needs_shared(shared: Path) -> None:
+    """The seeds below come from ../shared/data: without it every test here fails with where it looked."""
+
+
 def _real_header(name: str) -> bytes:
-    return (SHARED / name).read_bytes()[:1024]
+    # Read at import to seed the strategies; a missing ../shared must not abort collection (see _needs_shared).
+    path = SHARED / name
+    return path.read_bytes()[:1024] if path.is_file() else bytes(1024)
 
 
 def _small_header(shape: tuple[int, int, int], dtype: str) -> bytes:
@@ -112,7 +119,8 @@ def test_mutated_files_open_and_read_or_fail_clearly(header: bytes, extra: int, 
 
 
 def _real_star(name: str) -> str:
-    return (SHARED / "particles" / name).read_text()
+    path = SHARED / "particles" / name
+    return path.read_text() if path.is_file() else "data_\n"
 
 
 STARS = [_real_star("relion31.star"), _real_star("sta_testing_bin8.star")[:6000], _real_star("relion5.star"),
