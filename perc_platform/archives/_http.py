@@ -107,6 +107,7 @@ def _attempt(url: str, what: str, headers: Mapping[str, str], config: PercConfig
                 raise _Retry(f"HTTP {resp.status}", retry_after(answer.headers.get("retry-after")))
             if resp.status not in (200, 206):
                 raise RemoteError(f"fetching {what} from {url} failed: HTTP {resp.status} {resp.reason}")
+            _check_encoding(url, what, answer.headers)
             try:
                 return on_body(resp, answer)
             except PercError:
@@ -116,6 +117,21 @@ def _attempt(url: str, what: str, headers: Mapping[str, str], config: PercConfig
         finally:
             conn.close()
     raise RemoteError(f"fetching {what} from {url} failed: more than {_MAX_REDIRECTS} redirects")
+
+
+def _check_encoding(url: str, what: str, headers: Mapping[str, str]) -> None:
+    """Refuse a body sent encoded although identity was asked for: stored as it came, it would be wrong bytes.
+
+    A ``.gz`` file sent with ``Content-Encoding: gzip`` (Apache's ``AddEncoding`` does this) is the file itself.
+    """
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return
+    if encoding in ("gzip", "x-gzip") and urlsplit(url).path.lower().endswith(".gz"):
+        return
+    raise RemoteError(f"{what}: {url} answered with Content-Encoding {encoding!r} although identity was asked "
+                      "for; refusing to store or use encoded bytes as the file (ask the archive's operators, or "
+                      "download it with another tool)")
 
 
 def _with_retries(url: str, what: str, headers: Mapping[str, str] | None,

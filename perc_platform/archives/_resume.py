@@ -76,11 +76,6 @@ def download_resumable(url: str, target: Path, *, what: str, size: int | None = 
                 headers["Range"] = f"bytes={have - 1}-"
 
         def copy(resp: http.client.HTTPResponse, answer: _http.Answer) -> int:
-            encoding = answer.headers.get("content-encoding", "identity").strip().lower()
-            if encoding not in ("", "identity"):
-                raise RemoteError(f"{what}: {url} answered with Content-Encoding {encoding!r} although identity "
-                                  "was asked for; refusing to store encoded bytes as the file (ask the archive's "
-                                  "operators, or download it with another tool)")
             have = part.stat().st_size if part.exists() else 0
             length = int(answer.headers.get("content-length", -1))
             skip = 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from perc_platform.archives import _http
 from perc_platform.archives._resume import download_resumable, part_path
 from perc_platform.cli.main import main
 from perc_platform.errors import RemoteError, StorageError
@@ -184,3 +185,15 @@ def test_download_checks_checksums_from_a_file(server: LoopbackServer, tree: Pat
     assert (dest / EXTRACT / "stack_001.mrcs").read_bytes() == (folder / "stack_001.mrcs").read_bytes()
     assert not (dest / EXTRACT / "stack_002.mrcs").exists() and "stack_002.mrcs\tFAILED" in out
     assert "checksum" in out
+
+
+def test_every_archive_request_refuses_an_encoded_body(server: LoopbackServer, tree: Path, tmp_path: Path) -> None:
+    """The sibling of the resumable case: plain downloads and small fetches go through the same check."""
+    raw = (tree / NUMBER / EXTRACT / "stack_001.mrcs").read_bytes()
+    server.add_route("/enc/", lambda path, query: Response(gzip.compress(raw), 200, {"Content-Encoding": "gzip"}))
+    with pytest.raises(RemoteError, match="Content-Encoding 'gzip'"):
+        _http.get_bytes(f"{server.url}/enc/stack.mrcs", what="stack")
+    with open(tmp_path / "plain.mrcs", "wb") as handle, pytest.raises(RemoteError, match="Content-Encoding"):
+        _http.download(f"{server.url}/enc/stack.mrcs", handle, what="stack")
+    # A .gz file sent as "Content-Encoding: gzip" (Apache's AddEncoding) is the .gz file itself: kept as sent.
+    assert gzip.decompress(_http.get_bytes(f"{server.url}/enc/map.mrc.gz", what="map")) == raw
