@@ -14,12 +14,13 @@ import dataclasses
 import json
 import os
 from collections.abc import Sequence
-from typing import IO, Any, ClassVar
+from typing import IO, Any
 
 import numpy as np
 
 from perc_platform.config import get_config
 from perc_platform.errors import DataNotFoundError, FormatError, TruncatedFileError
+from perc_platform.io.mrc_array import MrcHeaderFacts
 from perc_platform.io.mrc_header import HEADER_BYTES, MrcHeader, parse_header
 from perc_platform.storage.cache import atomic_path, cache_path_for_url, entry_lock
 from perc_platform.storage.ranged_file import open_ranged
@@ -119,30 +120,13 @@ class CompressedLayout:
 
 
 @dataclasses.dataclass(frozen=True)
-class CompressedMrcFile:
+class CompressedMrcFile(MrcHeaderFacts):
     """A compressed MRC file of equally shaped sections, as the format layer describes it."""
 
     url: str
     header: MrcHeader
     layout: CompressedLayout
     storage_options: tuple[tuple[str, Any], ...] = ()
-    format: ClassVar[str] = "mrc"
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return dict(self.storage_options)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return self.header.shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.header.dtype
-
-    @property
-    def pixel_size(self) -> float:
-        return self.header.voxel_size[0]
 
 
 def open_compressed_mrc(url: str, storage_options: dict[str, Any] | None = None) -> CompressedMrcFile:

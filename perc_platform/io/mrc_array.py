@@ -27,13 +27,11 @@ __all__ = ["MrcFile", "MrcStackArray", "MrcVolumeArray", "normalize_key"]
 MrcStackArray = StackArray
 
 
-@dataclasses.dataclass(frozen=True)
-class MrcFile:
-    """One MRC file: where it is, how to reach it, and its header."""
+class MrcHeaderFacts:
+    """What an MRC file (plain or compressed) tells from its header; needs ``header`` and ``storage_options``."""
 
-    url: str
     header: MrcHeader
-    storage_options: tuple[tuple[str, Any], ...] = ()
+    storage_options: tuple[tuple[str, Any], ...]
     format: ClassVar[str] = "mrc"
 
     @property
@@ -53,6 +51,15 @@ class MrcFile:
     def pixel_size(self) -> float:
         """Pixel size along x (Angstrom), 0.0 where the header leaves it unset."""
         return self.header.voxel_size[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class MrcFile(MrcHeaderFacts):
+    """One MRC file: where it is, how to reach it, and its header."""
+
+    url: str
+    header: MrcHeader
+    storage_options: tuple[tuple[str, Any], ...] = ()
 
     @property
     def layout(self) -> RawLayout:
