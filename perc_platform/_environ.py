@@ -1,4 +1,6 @@
-"""Set environment variables for the length of a block (the loopback archives point PERC_*_URL at themselves)."""
+"""Set environment variables for the length of a block: variables read by other libraries (``no_proxy`` for
+urllib and aiohttp) and, in the shipped test helpers, the loopback archives' ``PERC_*_URL``. Settings of
+perc-platform itself are passed as values with :func:`perc_platform.config.override` instead."""
 
 from __future__ import annotations
 

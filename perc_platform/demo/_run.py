@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from perc_platform._environ import environment
 from perc_platform.config import override
 
 __all__ = ["run_demo"]
@@ -51,21 +52,6 @@ def _serve(archive: Any, stack: ExitStack, client: Any) -> Any:
     return server
 
 
-@contextmanager
-def _proxy_bypass(values: dict[str, str]) -> Iterator[None]:
-    """Set the ``no_proxy`` variables (read by urllib and aiohttp, not by perc-platform) inside the block."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def loopback_direct() -> dict[str, str]:
     """``no_proxy`` values that add the loopback addresses, so that the demo's own loopback archive is reached
     directly even where ``http_proxy`` is set (a proxy elsewhere cannot reach this machine's loopback)."""
@@ -85,7 +71,7 @@ def run_demo(out_dir: Path, *, real_data: Path | None = None, n_particles: int =
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     # The demo's ids (9DEM, EMD-90001, ...) are made up: keep them out of the user's real cache.
-    with override(cache_dir=out / "cache"), _proxy_bypass(loopback_direct()):
+    with override(cache_dir=out / "cache"), environment(loopback_direct()):
         return _run(out, real_data, n_particles, classes, fit_steps)
 
 

@@ -38,7 +38,7 @@ from typing import Any
 import gemmi
 import mrcfile
 
-from perc_platform.testing._env import environment
+from perc_platform._environ import environment
 from perc_platform.testing.server import LoopbackServer, RequestRecord, Response, _Handler, serve_in_thread
 
 __all__ = ["ARCHIVE_ENDPOINTS", "ArchiveServer", "archive_server"]

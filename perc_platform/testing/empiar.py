@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from perc_platform._environ import environment
 from perc_platform.io.mrc_header import HEADER_BYTES, parse_header
-from perc_platform.testing._env import environment
 from perc_platform.testing.server import LoopbackServer, Response, _listing
 
 __all__ = ["EMPIAR_API", "EMPIAR_FILES", "add_empiar_routes", "empiar_archive", "imagesets_from_tree"]

@@ -40,8 +40,8 @@ def test_names_alone_do_not_pair(shared: Path, tmp_path: Path) -> None:
 
 
 def test_real_data_archive_serves_the_pair_with_its_resolution(shared: Path, tmp_path: Path) -> None:
+    from perc_platform._environ import environment
     from perc_platform.datasets.emdb import open_emdb_map
-    from perc_platform.testing._env import environment
     from perc_platform.testing.archive import archive_server
 
     archive = real_data_archive(shared, tmp_path / "archive")

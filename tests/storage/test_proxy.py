@@ -75,9 +75,9 @@ def test_the_archive_client_goes_through_the_proxy(shared: Path, isolated_cache:
 
 
 def test_the_demo_reaches_its_loopback_archive_directly_behind_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from perc_platform._environ import environment
     from perc_platform.demo._run import loopback_direct
     from perc_platform.storage._http_connect import proxy_for
-    from perc_platform.testing._env import environment
 
     for name in ("no_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
