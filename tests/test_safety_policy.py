@@ -45,3 +45,10 @@ def test_the_check_sees_the_load_calls_that_exist() -> None:
     texts = "\n".join(p.read_text() for p in SOURCES)
     # torch.load went with the neural maps' npz format; np.load reads .cs tables, neural maps and class files.
     assert len(_calls(texts, "np.load")) >= 3
+
+
+def test_only_the_policy_marks_urls_as_the_callers() -> None:
+    """Trust in a URL (``CallerURL``) is made in ``storage/policy.py`` alone (``trusts_caller``, ``derived``):
+    no other module may construct one, so no catalog, STAR file or API answer can be turned into one."""
+    makers = [str(p.relative_to(ROOT)) for p in SOURCES if re.search(r"\bCallerURL\(", p.read_text())]
+    assert makers == ["perc_platform/storage/policy.py"]

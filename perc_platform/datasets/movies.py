@@ -33,6 +33,7 @@ from perc_platform.errors import FormatError, ParameterError
 from perc_platform.io.formats import open_image_file, open_image_files
 from perc_platform.io.mdoc import MdocFile, read_mdoc
 from perc_platform.io.stack_array import StackArray
+from perc_platform.storage.policy import trusts_caller
 from perc_platform.storage.ranges import is_remote
 
 __all__ = ["apply_gain", "open_movies", "sum_frames"]
@@ -66,6 +67,7 @@ def _first(values: np.ndarray) -> float:
     return float(finite[0]) if finite.size else np.nan
 
 
+@trusts_caller("source", "mdoc")
 def open_movies(source: Source, *, mdoc: str | Sequence[str] | bool | None = None,
                 dose_per_frame: float | None = None, pixel_size: float | None = None,
                 exposure_time: float | None = None, chunk_size: int | None = None,

@@ -19,6 +19,7 @@ import xarray as xr
 
 from perc_platform.conventions import DENSITY_NAME, VOLUME_DIMS, provenance
 from perc_platform.errors import DataNotFoundError, FormatError, ParameterError
+from perc_platform.storage.policy import derived, trusts_caller
 from perc_platform.storage.ranges import is_remote
 
 __all__ = ["open_ome_zarr", "read_multiscales"]
@@ -86,6 +87,7 @@ def _transform(dataset: dict[str, Any], kind: str, ndim: int, source: str) -> li
     return None
 
 
+@trusts_caller("url")
 def open_ome_zarr(url: str | os.PathLike[str], *, level: int = 0, storage_options: dict[str, Any] | None = None,
                   ) -> xr.DataArray:
     """Open one scale level of an OME-Zarr volume lazily as a ``density`` DataArray ``(z, y, x)``.
@@ -100,7 +102,7 @@ def open_ome_zarr(url: str | os.PathLike[str], *, level: int = 0, storage_option
     ``voxel_size`` (A, per x, y, z) comes from the level's ``scale`` transform and the axes' units. Leading
     non-space axes (``t``, ``c``) must have length one and are dropped.
     """
-    source = os.fspath(url).rstrip("/")
+    source = derived(url, os.fspath(url).rstrip("/"))
     group = _group(source, storage_options)
     entry = read_multiscales(dict(group.attrs), source)
     datasets = entry["datasets"]

@@ -27,7 +27,7 @@ from perc_platform.io.layout import ImageFile
 from perc_platform.io.stack_array import StackArray
 from perc_platform.io.star import ParticleMetadata, particle_metadata, read_star
 from perc_platform.storage._remote import filesystem
-from perc_platform.storage.policy import check_url
+from perc_platform.storage.policy import check_url, derived, trusts_caller
 from perc_platform.storage.ranges import is_remote, resolve_relative
 
 __all__ = ["expand_sources", "open_particles", "particle_parts"]
@@ -44,7 +44,7 @@ def expand_sources(source: Source, storage_options: dict[str, Any] | None = None
             if is_remote(item):
                 fs, pattern = filesystem(item, storage_options)  # checked against the network policy
                 protocol = item.split("://", 1)[0]
-                found = sorted(m if "://" in m else f"{protocol}://{m}" for m in fs.glob(pattern))
+                found = sorted(derived(item, m if "://" in m else f"{protocol}://{m}") for m in fs.glob(pattern))
             else:
                 found = sorted(_glob.glob(item))
             if not found:
@@ -177,6 +177,7 @@ def _subtomogram_data(array: StackArray) -> da.Array:
     return da.stack([per_file[fid] for fid in array.file_ids])
 
 
+@trusts_caller("source", "star")
 def open_particles(source: Source | None = None, star: str | os.PathLike[str] | None = None, *,
                    chunk_size: int | None = None, storage_options: dict[str, Any] | None = None) -> xr.DataArray:
     """Open particle stacks lazily as an ``image`` DataArray ``(particle, y, x)`` backed by dask.

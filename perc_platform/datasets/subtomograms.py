@@ -27,6 +27,7 @@ from perc_platform.conventions import IMAGE_NAME, SUBTOMOGRAM_DIMS, add_history
 from perc_platform.errors import ParameterError
 from perc_platform.io.mrc_array import MrcFile
 from perc_platform.io.picks import read_picks
+from perc_platform.storage.policy import trusts_caller
 from perc_platform.storage.ranges import read_ranges_into
 
 __all__ = ["SubtomogramArray", "open_subtomograms", "pick_indices"]
@@ -140,6 +141,7 @@ def _sliced(volume: xr.DataArray, starts: np.ndarray, box: int, pad_value: float
     return da.stack(cubes, axis=0)
 
 
+@trusts_caller("picks")
 def open_subtomograms(volume: xr.DataArray, picks: str | os.PathLike[str] | np.ndarray, *, box: int,
                       units: Units, edge: Literal["refuse", "pad"] = "refuse", pad_value: float = 0.0,
                       chunk_size: int | None = None, storage_options: dict[str, Any] | None = None) -> xr.DataArray:

@@ -20,6 +20,7 @@ from perc_platform.datasets.particles import open_particles
 from perc_platform.datasets.volumes import open_volume
 from perc_platform.errors import DataNotFoundError, FormatError, RemoteError
 from perc_platform.io.tilt_angles import angle_file_candidates, read_tilt_angles
+from perc_platform.storage.policy import derived, trusts_caller
 from perc_platform.storage.ranges import file_size
 
 __all__ = ["open_tilt_series", "open_tomogram"]
@@ -36,7 +37,7 @@ def _exists(url: str, storage_options: dict[str, Any] | None) -> bool:
 
 
 def _find_angle_file(stack: str, storage_options: dict[str, Any] | None) -> str:
-    tried = angle_file_candidates(stack)
+    tried = [derived(stack, c) for c in angle_file_candidates(stack)]  # beside the caller's stack: theirs too
     for candidate in tried:
         if _exists(candidate, storage_options):
             return candidate
@@ -44,6 +45,7 @@ def _find_angle_file(stack: str, storage_options: dict[str, Any] | None) -> str:
                             "(a .tlt/.rawtlt/.mdoc file or the angles in degrees)")
 
 
+@trusts_caller("path_or_url", "angles")
 def open_tilt_series(path_or_url: str | os.PathLike[str], angles: Angles | None = None, *,
                      chunk_size: int | None = None, storage_options: dict[str, Any] | None = None) -> xr.DataArray:
     """Open a tilt series lazily as an ``image`` DataArray ``(tilt, y, x)`` with a ``tilt_angle`` coord.
@@ -95,6 +97,7 @@ def open_tilt_series(path_or_url: str | os.PathLike[str], angles: Angles | None 
     return stack
 
 
+@trusts_caller("path_or_url")
 def open_tomogram(path_or_url: str | os.PathLike[str], *, level: int = 0, chunks: int | None = None,
                   storage_options: dict[str, Any] | None = None) -> xr.DataArray:
     """Open a reconstructed tomogram lazily as a ``(z, y, x)`` volume in Angstrom coords.

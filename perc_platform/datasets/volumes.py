@@ -15,6 +15,7 @@ from perc_platform.config import get_config
 from perc_platform.conventions import DENSITY_NAME, VOLUME_DIMS, provenance
 from perc_platform.io.mrc_array import MrcFile, MrcVolumeArray
 from perc_platform.io.mrc_file import open_mrc_file
+from perc_platform.storage.policy import trusts_caller
 
 __all__ = ["emdb_id_of", "open_volume", "volume_parts"]
 
@@ -58,6 +59,7 @@ def volume_parts(file: MrcFile) -> tuple[MrcVolumeArray, dict[str, Any], dict[st
     return array, coords, attrs
 
 
+@trusts_caller("path_or_url")
 def open_volume(path_or_url: str | os.PathLike[str], *, chunks: int | None = None,
                 storage_options: dict[str, Any] | None = None) -> xr.DataArray:
     """Open an MRC/CCP4 map lazily as a ``density`` DataArray ``(z, y, x)`` in Angstrom coords.

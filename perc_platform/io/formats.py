@@ -20,6 +20,7 @@ from perc_platform.io.compressed_mrc import open_compressed_mrc
 from perc_platform.io.layout import ImageFile
 from perc_platform.io.mrc_file import open_mrc_file
 from perc_platform.io.tiff_file import open_tiff_file
+from perc_platform.storage.policy import trusts_caller
 from perc_platform.storage.ranges import is_remote, read_bytes
 
 __all__ = ["FORMATS", "REFUSED", "Format", "format_for", "open_image_file", "open_image_files", "readable_suffixes",
@@ -107,6 +108,7 @@ def format_for(url: str, head: bytes | None = None) -> Format | None:
     return None
 
 
+@trusts_caller("url")
 def open_image_file(url: str, storage_options: dict[str, Any] | None = None) -> ImageFile:
     """Open one image file through the table (its headers only)."""
     url = os.fspath(url)
@@ -122,6 +124,7 @@ def open_image_file(url: str, storage_options: dict[str, Any] | None = None) -> 
     return fmt.open(url, storage_options)
 
 
+@trusts_caller("urls")
 def open_image_files(urls: Sequence[str], storage_options: dict[str, Any] | None = None) -> list[ImageFile]:
     """Open many files' headers, concurrently for remote ones."""
     if len(urls) > 1 and any(is_remote(u) for u in urls):
