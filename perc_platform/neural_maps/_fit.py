@@ -84,8 +84,12 @@ def fit_neural_map(density: xr.DataArray, *, config: SirenConfig | None = None,
     * else on the active Dask client's workers (``distributed.get_client()``), if there is one;
     * else in process on the CPU.
 
-    ``settings`` (or keyword ``fit_options`` such as ``max_steps=``, ``target_mae=``) set the step cap and
-    early stopping. ``progress``: a callback ``(done, total, message)``, ``True`` to print to stderr,
+    ``settings`` (or keyword ``fit_options`` such as ``max_steps=``, ``target_mae=``, ``precision=``) set
+    the step cap, early stopping and precision: ``precision="auto"`` (default) fits in mixed precision on
+    CUDA (bfloat16 autocast, float16 with a GradScaler on GPUs without bfloat16) and in float32 elsewhere;
+    regions whose mixed fit ends above ``target_mae`` are refitted in float32, listed in
+    ``attrs["regions_refit_float32"]`` (``attrs["precision"]``: the precisions of the weights kept).
+    ``progress``: a callback ``(done, total, message)``, ``True`` to print to stderr,
     default: log to the ``perc_platform.neural_maps`` logger.
     """
     validate_volume(density)
@@ -137,12 +141,19 @@ def fit_neural_map(density: xr.DataArray, *, config: SirenConfig | None = None,
     attrs = {k: density.attrs[k] for k in ("source_id", "source_uri", "retrieved", "history", "resolution")
              if k in density.attrs}
     mean, sd = float(values.mean()), float(values.std())
+    refit = [r for r, s in enumerate(stats) if s.get("refit_float32")]
+    precisions = sorted({str(s.get("precision", "float32")) for s in stats})
     line = (f"fitted neural map: {len(blocks)} regions of <= {max_region}^3 (overlap {overlap}), "
             f"{'cubic spline + ' if residual else ''}SIREN {config.hidden_layers}x{config.hidden_width} "
-            f"omega_0={config.omega_0}, {mode}, {elapsed:.1f} s")
+            f"omega_0={config.omega_0}, {mode}, {'/'.join(precisions)}"
+            f"{f' (regions {refit} refitted in float32 after mixed precision)' if refit else ''}, {elapsed:.1f} s")
+    if refit:
+        log.info("neural map: regions %s ended above target_mae in mixed precision and were refitted in float32",
+                 refit)
     attrs["history"] = f"{attrs['history']}\n{line}" if attrs.get("history") else line
     attrs.update(fit_mode=mode, fit_seconds=elapsed, fit_settings=settings.to_dict(), region_stats=stats,
-                 normalised_mean=mean, normalised_sd=sd, base=base)
+                 normalised_mean=mean, normalised_sd=sd, base=base, precision=precisions,
+                 regions_refit_float32=refit)
     nmap = NeuralMap(params, config, tiling, origin, voxel, value_range, attrs,  # type: ignore[arg-type]
                      base=values if residual else None)
     _score_regions(nmap, values, settings.target_mae)

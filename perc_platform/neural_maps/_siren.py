@@ -64,12 +64,24 @@ def init_siren(config: SirenConfig, seeds: list[int]) -> dict[str, torch.Tensor]
     return {name: torch.stack([p[name] for p in per_region]) for name in per_region[0]}
 
 
-def siren_forward(params: dict[str, torch.Tensor], x: torch.Tensor, omega_0: float) -> torch.Tensor:
-    """Values ``(R, N)`` of the stacked SIRENs at coordinates ``x`` ``(R, N, 3)`` in ``[-1, 1]``."""
+def siren_forward(params: dict[str, torch.Tensor], x: torch.Tensor, omega_0: float,
+                  autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Values ``(R, N)`` of the stacked SIRENs at coordinates ``x`` ``(R, N, 3)`` in ``[-1, 1]``.
+
+    With ``autocast_dtype`` (bfloat16 or float16) the hidden-to-hidden products, which hold nearly all
+    the arithmetic (``width^2`` per point against ``4 width`` for the first and last layers), run under
+    ``torch.autocast``; the first layer (the coordinates: bfloat16 would move a point of a 64^3 region by
+    up to a quarter of a half-voxel step), the sine arguments and the output layer stay float32.
+    """
     n_layers = len(params) // 2
     h = x
     for i in range(n_layers):
-        h = torch.baddbmm(params[f"b{i}"], h, params[f"w{i}"])
+        if autocast_dtype is not None and 0 < i < n_layers - 1:
+            with torch.autocast(x.device.type, dtype=autocast_dtype):
+                h = torch.baddbmm(params[f"b{i}"], h, params[f"w{i}"])
+            h = h.float()
+        else:
+            h = torch.baddbmm(params[f"b{i}"], h, params[f"w{i}"])
         if i < n_layers - 1:
             h = torch.sin(omega_0 * h)
     return h.squeeze(-1)
