@@ -15,7 +15,9 @@ is the map's band-limited (Fourier) interpolation. All regions of a map are one 
    (``scipy.ndimage.map_coordinates`` order 1 / 3) and Fourier zero-padding on the same registered voxels.
 3. Format: ``NeuralMap.save(precision="uint8")`` bytes / the MRC file's bytes, with the MAE of the
    reloaded map (acceptance: reported at MAE <= 0.01; goal <= 0.25).
-4. Fit time of one 64^3 region (a crop of emd_5168) on the CPU, and on a CUDA GPU when there is one.
+4. Fit time of one 64^3 region (a crop of emd_5168) on the CPU, and on a CUDA GPU when there is one
+   (``fit_s_per_region_gpu`` in the default precision, mixed on CUDA; ``fit_s_per_region_gpu_float32``;
+   both null without CUDA).
 5. Density graphs with default settings: emd_2566 crop vs 3J6B chain 9 (EMD-2566 is a 3.2 A map, given
    once), emd_5168 segment vs 3MFP (6.6 A), and the demo's simulated 4-helix bundle (6 A; coverage per helix).
 
@@ -59,8 +61,10 @@ from perc_platform.neural_maps._spline import fourier_upsample
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MAPS = ["emd_5168.map", "emd_6824.mrc", "emd_2566_3J6B_chain9_crop.mrc"]
-#: pair -> (map, model, resolution in A): EMD-2566 is 3.2 A (the crop's header does not say); MANIFEST
-#: gives 6.6 A for EMD-5168.
+#: pair -> (map, model, resolution in A), each resolution given here once. EMD-2566 (fitted model PDB 3J6B)
+#: is the yeast mitochondrial large ribosomal subunit at 3.2 A (Amunts et al., Science 343:1485, 2014); the
+#: DAQ crop's header and ../shared/data/MANIFEST.md do not state it. EMD-5168: 6.6 A, from the MANIFEST
+#: (as used in the TEMPy example script).
 PAIRS = {"3J6B_chain9": ("emd_2566_3J6B_chain9_crop.mrc", "3J6B_chain9.pdb", 3.2),
          "3MFP_tempy": ("emd_5168_monomer_segment.mrc", "3MFP_tempy.pdb", 6.6)}
 
@@ -88,8 +92,9 @@ def coarse_map(density: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
     return even, xr.DataArray(small, dims=("z", "y", "x"), coords=coords, name="density", attrs=attrs)
 
 
-def fit(density: xr.DataArray, args: argparse.Namespace, device: str | None = None) -> nm.NeuralMap:
-    options = {} if args.max_steps is None else {"max_steps": args.max_steps}
+def fit(density: xr.DataArray, args: argparse.Namespace, device: str | None = None,
+        **extra: Any) -> nm.NeuralMap:
+    options = {**({} if args.max_steps is None else {"max_steps": args.max_steps}), **extra}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         nmap = nm.fit_neural_map(density, device=device or args.device, progress=None, **options)
@@ -179,16 +184,23 @@ def main() -> None:
     if "region" not in args.skip:
         density = open_volume(DATA / "maps" / "emd_5168.map").load()
         crop = density.isel(z=slice(18, 82), y=slice(18, 82), x=slice(18, 82))
-        for key, device in (("fit_s_per_region_cpu", "cpu"), ("fit_s_per_region_gpu", "cuda")):
+        # On CUDA the default precision ("auto") is mixed; the float32 GPU figure shows what it buys.
+        runs = (("fit_s_per_region_cpu", "cpu", "auto"), ("fit_s_per_region_gpu", "cuda", "auto"),
+                ("fit_s_per_region_gpu_float32", "cuda", "float32"))
+        for key, device, precision in runs:
             if device == "cuda" and not torch.cuda.is_available():
                 result[key] = None
                 continue
+            if device == "cuda":
+                fit(crop, args, device)  # warm-up: CUDA context and kernels, not part of the figure
             started = time.perf_counter()
-            nmap = fit(crop, args, device)
+            nmap = fit(crop, args, device, precision=precision)
             result[key] = time.perf_counter() - started
             stat = nmap.attrs["region_stats"][0]
-            print(f"\none 64^3 region on {device}: {result[key]:.1f} s (targets, fit and scoring), "
-                  f"{stat['steps']} steps, stopped by {stat['stopped']}, voxel MAE {stat['voxel_mae']:.1e}")
+            result[f"{key}_detail"] = {"precision": stat["precision"], "refit_float32": stat["refit_float32"],
+                                       "steps": stat["steps"], "voxel_mae": stat["voxel_mae"]}
+            print(f"\none 64^3 region on {device} ({stat['precision']}): {result[key]:.1f} s (targets, fit and "
+                  f"scoring), {stat['steps']} steps, stopped by {stat['stopped']}, voxel MAE {stat['voxel_mae']:.1e}")
 
     if "graph" not in args.skip:
         print(f"\n{'density graph (defaults)':34s} {'nodes':>6s} {'edge A':>6s} {'coverage':>9s} {'precision':>9s} "

@@ -145,13 +145,17 @@ def density_graph(neural_map: NeuralMap, *, threshold: float | None = None, seed
     sd = float(neural_map.attrs.get("normalised_sd", 0.0))
     threshold = max(0.1, mean + 3 * sd) if threshold is None else float(threshold)
     spacing = seed_spacing or _seed_spacing(neural_map)
-    resolution = resolution or neural_map.attrs.get("resolution")
+    if resolution is None:
+        resolution = neural_map.attrs.get("resolution")
     if resolution is None and (edge_length is None or min_component_size is None):
         raise ParameterError(f"the resolution of {neural_map.attrs.get('source_id', 'this map')} is unknown: pass "
                              "density_graph(..., resolution=A) (maps from open_emdb_map or the catalogs carry "
                              "the EMDB entry's), or give both edge_length and min_component_size")
     if resolution is not None and not float(resolution) > 0:
         raise ParameterError(f"resolution={resolution!r} must be positive (Angstrom)")
+    if edge_length is not None and not float(edge_length) > 0:
+        raise ParameterError(f"edge_length={edge_length!r} must be positive (Angstrom)")
+    # 4 A is a floor under the scaled edge (the 3.8 A C-alpha step), not a default resolution
     edge_length = edge_length or max(4.0, EDGE_PER_RESOLUTION * float(resolution))  # type: ignore[arg-type]
     if min_component_size is None:
         min_component_size = int(np.ceil(MIN_COMPONENT_A / edge_length))

@@ -141,6 +141,10 @@ def test_resolution_sets_the_edges_and_is_required(blob_map: nm.NeuralMap) -> No
     """No silent default: without a resolution the graph asks for one; with one, the filters scale to it."""
     with pytest.raises(ParameterError, match="resolution"):
         nm.density_graph(blob_map, threshold=0.3)
+    with pytest.raises(ParameterError, match="must be positive"):
+        nm.density_graph(blob_map, threshold=0.3, resolution=0.0)  # not taken as "unknown", nor as 4 A
+    with pytest.raises(ParameterError, match="must be positive"):
+        nm.density_graph(blob_map, threshold=0.3, resolution=3.0, edge_length=-1.0)
     graph = nm.density_graph(blob_map, threshold=0.3, resolution=3.0)
     assert graph.graph["edge_length"] == pytest.approx(max(4.0, 1.6 * 3.0))
     assert graph.graph["min_component_size"] == int(np.ceil(20.0 / 4.8)) == 5
