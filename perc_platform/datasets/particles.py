@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from perc_platform.conventions import IMAGE_NAME, PARTICLE_DIMS, SUBTOMOGRAM_DIMS, provenance
+from perc_platform.datasets._image_names import image_names
 from perc_platform.datasets.selection import lazy_particles
 from perc_platform.errors import (
     CsFormatError,
@@ -158,9 +159,7 @@ def particle_parts(source: Source | None = None, star: str | os.PathLike[str] | 
                               "share format, shape and dtype")
     array = StackArray(files, file_ids, local)
     if "image_name" not in coords:
-        base = [os.path.basename(f.url) for f in files]
-        coords["image_name"] = np.array([f"{i + 1:06d}@{base[f]}" for f, i in zip(array.file_ids, array.local,
-                                                                                   strict=True)])
+        coords["image_name"] = image_names(array.file_ids, array.local, [os.path.basename(f.url) for f in files])
     if "pixel_size" not in attrs and "pixel_size" not in coords and first.pixel_size > 0:
         attrs["pixel_size"] = first.pixel_size
     history = f"opened {len(files)} {first.format.upper()} stack(s) lazily" + (f" with {star}" if star else "")

@@ -18,7 +18,8 @@ from typing import Any
 from perc_platform.errors import FormatError
 from perc_platform.io.compressed_mrc import open_compressed_mrc
 from perc_platform.io.layout import ImageFile
-from perc_platform.io.mrc_file import open_mrc_file
+from perc_platform.io.mrc_batch import open_local_mrc_files
+from perc_platform.io.mrc_file import COMPRESSED_SUFFIXES, open_mrc_file
 from perc_platform.io.tiff_file import open_tiff_file
 from perc_platform.storage.policy import trusts_caller
 from perc_platform.storage.ranges import is_remote, read_bytes
@@ -124,10 +125,26 @@ def open_image_file(url: str, storage_options: dict[str, Any] | None = None) -> 
     return fmt.open(url, storage_options)
 
 
+# Suffixes of MRC files read as they are (no other row has a longer suffix ending in one of them).
+_PLAIN_MRC = tuple(s for s in FORMATS[0].suffixes if not s.endswith(COMPRESSED_SUFFIXES))
+
+
+def _plain_local_mrc(url: str) -> bool:
+    return _name(url).endswith(_PLAIN_MRC) and not is_remote(url)
+
+
 @trusts_caller("urls")
 def open_image_files(urls: Sequence[str], storage_options: dict[str, Any] | None = None) -> list[ImageFile]:
-    """Open many files' headers, concurrently for remote ones."""
+    """Open many files' headers, in order: concurrently for remote ones; local uncompressed MRC files in one
+    column-wise pass (:mod:`perc_platform.io.mrc_batch`), so a folder of thousands opens in milliseconds."""
     if len(urls) > 1 and any(is_remote(u) for u in urls):
         with ThreadPoolExecutor(max_workers=min(16, len(urls))) as pool:
             return list(pool.map(lambda u: open_image_file(u, storage_options), urls))
-    return [open_image_file(u, storage_options) for u in urls]
+    urls = [os.fspath(u) for u in urls]
+    batch = [i for i, u in enumerate(urls) if _plain_local_mrc(u)]
+    if len(batch) < 2:
+        return [open_image_file(u, storage_options) for u in urls]
+    files: list[ImageFile | None] = [None] * len(urls)
+    for i, f in zip(batch, open_local_mrc_files([urls[i] for i in batch], storage_options), strict=True):
+        files[i] = f
+    return [f if f is not None else open_image_file(u, storage_options) for f, u in zip(files, urls, strict=True)]

@@ -7,13 +7,14 @@ The header says everything a lazy reader needs: the shape, the dtype, where the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Literal
 
 import numpy as np
 
 from perc_platform.errors import MrcFormatError, SizeLimitError, TruncatedFileError, UnsupportedModeError
 
-__all__ = ["HEADER_BYTES", "MODE_DTYPES", "MrcHeader", "parse_header"]
+__all__ = ["HEADER_BYTES", "MODE_DTYPES", "MrcHeader", "label_text", "parse_header"]
 
 HEADER_BYTES = 1024
 
@@ -68,7 +69,7 @@ class MrcHeader:
     @property
     def dtype(self) -> np.dtype:
         """dtype of the data as stored in the file (with the file's byte order)."""
-        return np.dtype(self.byteorder + MODE_DTYPES[self.mode])
+        return _stored_dtype(self.byteorder, self.mode)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -128,6 +129,17 @@ class MrcHeader:
     def is_stack(self) -> bool:
         """True when ISPG says image stack (0) or volume stack (401+)."""
         return self.ispg == 0 or self.ispg >= 401
+
+
+@functools.cache
+def _stored_dtype(byteorder: str, mode: int) -> np.dtype:
+    # Asked per file when thousands of files are opened and checked against each other: made once per kind.
+    return np.dtype(byteorder + MODE_DTYPES[mode])
+
+
+def label_text(raw: bytes) -> str:
+    """One 80-character label as text: writers pad with spaces or with NUL bytes (mrcfile), neither kept."""
+    return raw.decode("ascii", "replace").replace("\x00", "").strip()
 
 
 def _fail_mode(mode: int, source: str) -> None:
@@ -202,7 +214,7 @@ def parse_header(raw: bytes, source: str = "<bytes>", *, max_bytes: int | None =
         raise SizeLimitError(f"{source}: header claims {nx}x{ny}x{nz} voxels ({need / 2**30:.1f} GiB), above the "
                              f"limit of {max_bytes / 2**30:.1f} GiB; raise PERC_MAX_ARRAY_BYTES if this is real")
     nlabl = max(0, min(ints["nlabl"], 10))
-    labels = tuple(raw[224 + 80 * i: 304 + 80 * i].decode("ascii", "replace").strip() for i in range(nlabl))
+    labels = tuple(label_text(raw[224 + 80 * i: 304 + 80 * i]) for i in range(nlabl))
     cella, cellb, origin = (tuple(float(v) for v in floats[k]) for k in ("cella", "cellb", "origin"))
     return MrcHeader(
         nx=nx, ny=ny, nz=nz, mode=ints["mode"], nxstart=ints["nxstart"], nystart=ints["nystart"],

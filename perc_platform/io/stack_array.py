@@ -35,9 +35,10 @@ class StackArray:
         self._stored = np.dtype(first.dtype)
         self.dtype = self._stored.newbyteorder("=")
         if file_ids is None:
-            counts = [f.shape[0] for f in self.files]
+            counts = np.array([f.shape[0] for f in self.files], dtype=np.int64)
             file_ids = np.repeat(np.arange(len(self.files), dtype=np.int32), counts)
-            local = np.concatenate([np.arange(c, dtype=np.int64) for c in counts])
+            starts = np.cumsum(counts) - counts  # each file's first frame, repeated over its frames
+            local = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)
         self.file_ids = np.asarray(file_ids, dtype=np.int32)
         self.local = np.asarray(local, dtype=np.int64)
         self.shape = (int(self.file_ids.size), *self._image_shape)

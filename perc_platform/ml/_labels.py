@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from perc_platform.errors import ParameterError
@@ -33,7 +34,8 @@ class Labels:
 def _file_names(images: xr.DataArray) -> np.ndarray:
     if "image_name" in images.coords:
         names = np.asarray(images.coords["image_name"].values).astype(str)
-        return np.array([os.path.basename(n.split("@", 1)[-1]) for n in names.tolist()])
+        codes, stacks = pd.factorize(names_after_at(names))  # a name per file, not per particle, below
+        return np.array([os.path.basename(n) for n in stacks.tolist()] or [""])[codes]
     files = images.attrs.get("stack_files")
     if files and len(files) == 1:
         return np.full(images.shape[0], os.path.basename(str(files[0])))
@@ -41,17 +43,26 @@ def _file_names(images: xr.DataArray) -> np.ndarray:
                          "open_particles adds); open the files with perc_platform.open_particles")
 
 
+def names_after_at(names: np.ndarray) -> np.ndarray:
+    """``stack.mrcs`` of each ``000012@stack.mrcs`` (a name without ``@`` as it is), column-wise."""
+    strings = getattr(np, "strings", np.char)  # NumPy 2's string ufuncs; np.char loops on NumPy 1
+    parts = strings.partition(names, "@")  # NumPy 2: three arrays; NumPy 1: one (..., 3) array
+    head, at, tail = parts if isinstance(parts, tuple) else np.moveaxis(parts, -1, 0)
+    return np.asarray(np.where(at == "@", tail, head))
+
+
 def file_prefix_classes(names: Sequence[str] | np.ndarray) -> np.ndarray:
     """The ``{class}`` part of file names ``{class}_rest`` (CAKED convention)."""
+    codes, distinct = pd.factorize(np.asarray(names).astype(str))  # one check per distinct name
     out = []
-    for name in np.asarray(names).astype(str).tolist():
+    for name in distinct.tolist():
         base = os.path.basename(name)
         prefix, sep, _ = base.partition("_")
         if not sep or not prefix:
             raise ParameterError(f"file name {base!r} does not follow the `{{class}}_...` convention; name files "
                                  "like `3_particle0001.mrc`, or take labels from a metadata column")
         out.append(prefix)
-    return np.array(out)
+    return np.array(out or [""])[codes] if codes.size else np.array([], dtype=str)
 
 
 def _missing(values: np.ndarray) -> np.ndarray:
@@ -102,19 +113,15 @@ def resolve_labels(images: xr.DataArray, labels: str | Sequence[Any] | np.ndarra
                              f"{where[:5].tolist()}); fill the labels or select the labelled particles first")
     known = list(classes) if classes is not None else _sorted_classes(values)
     lookup = {str(c): i for i, c in enumerate(known)}
-    if values.dtype.kind == "f" and np.all(values == np.round(values)):
-        keys = [str(int(v)) for v in values.tolist()]
+    as_int = values.dtype.kind == "f" and bool(np.all(values == np.round(values)))
+    if as_int:
         lookup.update({str(int(c)): i for i, c in enumerate(known) if isinstance(c, (int, float, np.number))})
-    else:
-        keys = [str(v) for v in values.tolist()]
-    codes = np.empty(n, dtype=np.int64)
-    unknown: dict[str, int] = {}
-    for i, key in enumerate(keys):
-        code = lookup.get(key)
-        if code is None:
-            unknown.setdefault(key, i)
-            code = -1
-        codes[i] = code
+    # One look-up per distinct value (factorize hashes in C), then one gather: no per-particle Python.
+    inverse, distinct = pd.factorize(values)
+    keys = [str(int(v)) if as_int else str(v) for v in np.asarray(distinct).tolist()]
+    distinct_codes = np.array([lookup.get(key, -1) for key in keys] or [0], dtype=np.int64)
+    codes = distinct_codes[inverse] if n else np.empty(0, dtype=np.int64)
+    unknown = {key: int(np.argmax(inverse == j)) for j, key in enumerate(keys) if distinct_codes[j] < 0}
     if unknown:
         shown = ", ".join(f"{k!r} (particle {i})" for k, i in list(unknown.items())[:5])
         raise ParameterError(f"unknown class(es) in {source}: {shown}; known classes are {known}. Add them to "
