@@ -69,7 +69,8 @@ def test_the_trust_travels_with_the_opened_stack_into_pickles(ungranted: Loopbac
 def test_the_same_url_from_a_catalog_is_refused(ungranted: LoopbackServer, folder: Path,
                                                 server_factory) -> None:
     url = f"{ungranted.url}/x.mrcs"
-    assert pp.open_particles(url).values.shape == (N, BOX, BOX)  # the caller's own call, earlier in the process, grants nothing later
+    # the caller's own call, earlier in the process, grants nothing later
+    assert pp.open_particles(url).values.shape == (N, BOX, BOX)
     home = server_factory(folder)
     (folder / "cat.yaml").write_text(f"sources:\n  s:\n    driver: mrc_stack\n    args:\n      urlpath: {url}\n"
                                      f"  v:\n    driver: mrc_volume\n    args:\n      urlpath: {url}\n")
