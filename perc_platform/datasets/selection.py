@@ -9,8 +9,11 @@ consecutive images coalesce into one ranged read).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import dask.array as da
+import dask.local
+import dask.threaded
 import numpy as np
 import xarray as xr
 from dask.base import tokenize
@@ -72,6 +75,25 @@ def stack_source(images: xr.DataArray) -> StackArray | None:
     return None
 
 
+def _small_graphs_here(dsk: Any, keys: Any, **kwargs: Any) -> Any:
+    """Dask's threaded scheduler, except for a graph of one read (the stack and one task), which runs in the
+    calling thread: handing one task to a pool thread and back costs more than reading a few particles."""
+    graph = dsk.__dask_graph__() if hasattr(dsk, "__dask_graph__") else dsk
+    if len(graph) <= 2:
+        return dask.local.get_sync(dsk, keys, **kwargs)
+    return dask.threaded.get(dsk, keys, **kwargs)
+
+
+class _LazyStack(da.Array):
+    """The dask array of a lazy stack; only its default scheduler differs (:func:`_small_graphs_here`).
+
+    Anything computed from it is a plain dask array again, and a configured scheduler or a distributed
+    client always takes precedence (dask asks the collection last)."""
+
+    __slots__ = ()
+    __dask_scheduler__ = staticmethod(_small_graphs_here)
+
+
 def lazy_particles(array: StackArray, chunk_size: int | None = None) -> da.Array:
     """A dask array over ``array`` chunked by the block plan (one batch of ranged reads per chunk).
 
@@ -86,18 +108,21 @@ def lazy_particles(array: StackArray, chunk_size: int | None = None) -> da.Array
     # dashboard would name those tasks after the consumer only; materialised, the reads stay visible there
     # as perc-read-<format> tasks (task prefixes come from key names).
     layers = {k: MaterializedLayer(dict(v)) if k == name else v for k, v in data.dask.layers.items()}
-    return da.Array(HighLevelGraph(layers, data.dask.dependencies), name, data.chunks, meta=data._meta)
+    return _LazyStack(HighLevelGraph(layers, data.dask.dependencies), name, data.chunks, meta=data._meta)
 
 
 def select_particles(images: xr.DataArray, indices: Sequence[int] | np.ndarray | slice,
                      chunk_size: int | None = None) -> xr.DataArray:
     """``images.isel(particle=indices)`` that stays lazy and reads only the selected particles."""
-    picked = images.isel(particle=indices)
     source = stack_source(images)
-    if source is None:
-        return picked
-    positions = np.arange(images.sizes["particle"])[indices]
-    return picked.copy(data=lazy_particles(source.subset(positions), chunk_size))
+    positions = np.arange(images.sizes["particle"])[indices] if source is not None else None
+    if source is None or positions is None or positions.ndim != 1:
+        return images.isel(particle=indices)
+    # Only the coords are indexed here: indexing the dask array as well would build a graph to throw away.
+    coords = {name: var.isel(particle=positions) if "particle" in var.dims else var
+              for name, var in images.coords.variables.items()}
+    return xr.DataArray(lazy_particles(source.subset(positions), chunk_size), dims=images.dims, coords=coords,
+                        attrs=dict(images.attrs), name=images.name)
 
 
 def random_subset(n: int | np.ndarray, count: int, seed: int = 0) -> np.ndarray:

@@ -11,7 +11,7 @@ from perc_platform.config import get_config
 from perc_platform.errors import ParameterError, TruncatedFileError
 from perc_platform.io.mrc_array import MrcFile
 from perc_platform.io.mrc_header import HEADER_BYTES, parse_header
-from perc_platform.storage.ranges import decompressed_copy, file_size, is_remote, local_path, read_bytes
+from perc_platform.storage.ranges import decompressed_copy, is_remote, local_path, read_head
 
 __all__ = ["COMPRESSED_SUFFIXES", "open_mrc_file", "open_mrc_files"]
 
@@ -30,9 +30,8 @@ def open_mrc_file(url: str, storage_options: dict[str, Any] | None = None) -> Mr
         url = str(decompressed_copy(url, storage_options))
         storage_options = None
     config = get_config()
-    raw = read_bytes(url, 0, HEADER_BYTES, storage_options)
+    raw, size = read_head(url, HEADER_BYTES, storage_options)  # remote: one GET, the size in its Content-Range
     header = parse_header(raw, url, max_bytes=config.max_array_bytes)
-    size = file_size(url, storage_options)
     need = header.data_offset + header.data_bytes
     if size < need:
         raise TruncatedFileError(

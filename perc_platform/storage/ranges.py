@@ -37,7 +37,7 @@ from perc_platform.storage import _http_ranges, _remote, policy
 from perc_platform.storage.cache import atomic_write, cache_path_for_url, entry_lock, record, sweep_dead_writers
 
 __all__ = ["decompressed_copy", "file_size", "is_remote", "local_copy", "local_path", "read_bytes",
-           "read_consecutive_into", "read_ranges_into", "resolve_relative"]
+           "read_consecutive_into", "read_head", "read_ranges_into", "resolve_relative"]
 
 _redirects: dict[str, str] = {}  # URLs of servers that ignored Range -> their cached copy
 _CHAIN = re.compile(r"^[a-z][a-z0-9+.\-]*::")
@@ -110,6 +110,25 @@ def file_size(url: str, storage_options: dict[str, Any] | None = None) -> int:
     if size is None:
         return len(local_copy(url, storage_options).read_bytes())
     return int(size)
+
+
+def read_head(url: str, length: int, storage_options: dict[str, Any] | None = None) -> tuple[bytes, int]:
+    """The first ``length`` bytes of a file (fewer if it is shorter) and its size in bytes.
+
+    For plain HTTP(S) this is one ranged GET: the size comes with it (``Content-Range``), no HEAD request.
+    """
+    url = _redirects.get(url, url)
+    if url.startswith(("http://", "https://")) and not storage_options:
+        config = get_config()
+        policy.check_url(url, config=config)
+        buf = np.empty(length, np.uint8)
+        try:
+            got, size = _with_retries(lambda: _http_ranges.read_head(url, length, buf), url, config)
+        except _http_ranges.RangeIgnored:
+            got = _read_cached_copy(url, [(0, length)], [buf], None, True)[0]
+            size = file_size(url)
+        return bytes(buf[:got]), size if size >= 0 else file_size(url)
+    return read_bytes(url, 0, length, storage_options), file_size(url, storage_options)
 
 
 def read_bytes(url: str, start: int, length: int, storage_options: dict[str, Any] | None = None) -> bytes:

@@ -12,6 +12,7 @@ import xarray as xr
 from perc_platform import open_particles
 from perc_platform.errors import FormatError, TruncatedFileError
 from perc_platform.io import StackArray, format_for, open_image_file
+from perc_platform.storage._http_ranges import GAP_BUDGET
 from perc_platform.storage.policy import grant_host
 from perc_platform.testing import LoopbackServer
 
@@ -95,7 +96,8 @@ def test_frames_over_http_move_only_their_strips(tmp_path: Path, server_factory:
     assert server.bytes_sent == needed[3]
     server.reset_counts()
     np.testing.assert_array_equal(images.values, tifffile.imread(path))
-    assert server.bytes_sent == sum(needed.values())
+    # every frame at once: the small gaps between frames' strips (IFDs) may be read through, within the budget
+    assert sum(needed.values()) <= server.bytes_sent <= (1 + GAP_BUDGET) * sum(needed.values())
 
 
 def test_xarray_engine_and_format_table(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from perc_platform.errors import RemoteError
 from perc_platform.storage import _http_ranges, read_bytes, read_ranges_into
 from perc_platform.storage.policy import grant_host
 from perc_platform.testing import Response
+from tests.storage.conftest import settled_count
 
 
 @pytest.fixture
@@ -32,7 +33,11 @@ def test_many_ranges_in_one_call_fill_their_buffers(blob: Path, server_factory) 
     assert read_ranges_into(f"{srv.url}/blob.bin", ranges, buffers) == [n for _, n in ranges]
     for (start, n), buf in zip(ranges, buffers, strict=True):
         assert buf.tobytes() == raw[start:start + n]
-    assert srv.bytes_sent == sum(n for _, n in ranges)  # os.sendfile sent exactly the ranges
+    covered = np.zeros(len(raw), dtype=bool)  # the union of the ranges (many overlap), byte by byte
+    for start, n in ranges:
+        covered[start:start + n] = True
+    # overlapping ranges are sent once; gaps read through stay within the budget
+    assert covered.sum() <= srv.bytes_sent <= covered.sum() + _http_ranges.GAP_BUDGET * sum(n for _, n in ranges)
 
 
 def test_a_stale_kept_alive_connection_is_replaced(blob: Path, server_factory) -> None:
@@ -71,3 +76,32 @@ def test_a_wrong_content_range_is_not_trusted(server_factory, monkeypatch: pytes
     srv.add_route("/odd", lambda path, query: Response(b"x" * 10, 206, {"Content-Range": "bytes 0-9/100"}))
     with pytest.raises(RemoteError, match=r"asked for bytes from 50.*bytes 0-9/100"):
         read_bytes(f"{srv.url}/odd", 50, 10)
+
+
+def test_ranges_coalesce_into_runs_and_gaps_within_the_budget(blob: Path, server_factory) -> None:
+    srv = server_factory(blob.parent)
+    grant_host(srv.url)
+    raw, url = blob.read_bytes(), f"{srv.url}/blob.bin"
+    # 20 touching ranges in shuffled order, then 2 ranges with a 100-byte gap between them, then a far one
+    touching = [(1000 + 500 * i, 500) for i in np.random.default_rng(1).permutation(20)]
+    ranges = [*touching, (50_000, 10_000), (60_100, 10_000), (250_000, 100)]
+    buffers = [np.empty(n, np.uint8) for _, n in ranges]
+    srv.reset_counts()
+    assert read_ranges_into(url, ranges, buffers) == [n for _, n in ranges]
+    for (start, n), buf in zip(ranges, buffers, strict=True):
+        assert buf.tobytes() == raw[start:start + n]
+    assert settled_count(srv, "/blob.bin", expected=3) == 3  # one request per run
+    assert srv.bytes_sent == sum(n for _, n in ranges) + 100  # the one gap, read through
+
+
+def test_far_apart_ranges_are_asked_for_one_by_one(blob: Path, server_factory) -> None:
+    srv = server_factory(blob.parent)
+    grant_host(srv.url)
+    raw, url = blob.read_bytes(), f"{srv.url}/blob.bin"
+    ranges = [(start, 1000) for start in range(0, 290_000, 29_000)]  # gaps of 28,000 bytes: 2,800 % of a range
+    buffers = [np.empty(n, np.uint8) for _, n in ranges]
+    srv.reset_counts()
+    read_ranges_into(url, ranges, buffers)
+    assert all(buf.tobytes() == raw[s:s + n] for (s, n), buf in zip(ranges, buffers, strict=True))
+    assert settled_count(srv, "/blob.bin", expected=len(ranges)) == len(ranges)
+    assert srv.bytes_sent == 1000 * len(ranges)
