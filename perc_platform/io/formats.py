@@ -4,7 +4,8 @@ An opener reads only headers and returns an :class:`~perc_platform.io.layout.Ima
 byte ranges per frame and the decode step). Everything that picks files by format (the xarray engine, EMPIAR
 imagesets, ``open_particles``, ``open_movies``) asks this table, so no other module keeps a list of suffixes.
 Formats that are recognised but not read are listed in :data:`REFUSED` with the reason, so a refusal can say
-which format it met and why.
+which format it met and why. A row may name format options (``options``, e.g. EER's super-resolution): they are
+passed to its opener as keywords, and any other format refuses them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from perc_platform.errors import FormatError
+from perc_platform.errors import FormatError, ParameterError
 from perc_platform.io.compressed_mrc import open_compressed_mrc
 from perc_platform.io.layout import ImageFile
 from perc_platform.io.mrc_batch import open_local_mrc_files
@@ -27,7 +28,7 @@ from perc_platform.storage.ranges import is_remote, read_bytes
 __all__ = ["FORMATS", "REFUSED", "Format", "format_for", "open_image_file", "open_image_files", "readable_suffixes",
            "refusal_for"]
 
-Opener = Callable[[str, "dict[str, Any] | None"], ImageFile]
+Opener = Callable[..., ImageFile]  # (url, storage_options, **format options) -> ImageFile
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Format:
     """One row of the table.
 
     ``kinds`` says what a suffix holds when the header cannot (``stack`` or ``volume``); suffixes not in it
-    leave the choice to the header.
+    leave the choice to the header. ``options`` names the keyword options the opener takes.
     """
 
     name: str
@@ -44,6 +45,7 @@ class Format:
     magic: tuple[tuple[int, bytes], ...] = ()  # (offset, bytes) any of which identifies the format
     kinds: tuple[tuple[str, str], ...] = ()
     description: str = ""
+    options: tuple[str, ...] = ()
 
     def kind_of(self, url: str) -> str | None:
         lower = _name(url)
@@ -110,8 +112,8 @@ def format_for(url: str, head: bytes | None = None) -> Format | None:
 
 
 @trusts_caller("url")
-def open_image_file(url: str, storage_options: dict[str, Any] | None = None) -> ImageFile:
-    """Open one image file through the table (its headers only)."""
+def open_image_file(url: str, storage_options: dict[str, Any] | None = None, **options: Any) -> ImageFile:
+    """Open one image file through the table (its headers only); ``options`` go to formats that name them."""
     url = os.fspath(url)
     fmt = format_for(url)
     if fmt is None:
@@ -122,7 +124,13 @@ def open_image_file(url: str, storage_options: dict[str, Any] | None = None) -> 
     if fmt is None:
         raise FormatError(f"{url}: not a format perc-platform reads (by suffix or content); readable: "
                           f"{', '.join(readable_suffixes())}")
-    return fmt.open(url, storage_options)
+    unknown = sorted(set(options) - set(fmt.options))
+    if unknown:
+        takes = f"it takes {', '.join(fmt.options)}" if fmt.options else "it takes no format options"
+        owners = sorted({f.name.upper() for f in FORMATS for name in unknown if name in f.options})
+        hint = f"; {', '.join(unknown)} apply to {', '.join(owners)} files" if owners else ""
+        raise ParameterError(f"{url}: {', '.join(unknown)} given, but the file is {fmt.name.upper()} and {takes}{hint}")
+    return fmt.open(url, storage_options, **options)
 
 
 # Suffixes of MRC files read as they are (no other row has a longer suffix ending in one of them).
@@ -134,16 +142,18 @@ def _plain_local_mrc(url: str) -> bool:
 
 
 @trusts_caller("urls")
-def open_image_files(urls: Sequence[str], storage_options: dict[str, Any] | None = None) -> list[ImageFile]:
+def open_image_files(urls: Sequence[str], storage_options: dict[str, Any] | None = None,
+                     **options: Any) -> list[ImageFile]:
     """Open many files' headers, in order: concurrently for remote ones; local uncompressed MRC files in one
-    column-wise pass (:mod:`perc_platform.io.mrc_batch`), so a folder of thousands opens in milliseconds."""
+    column-wise pass (:mod:`perc_platform.io.mrc_batch`), so a folder of thousands opens in milliseconds.
+    ``options`` are format options as for :func:`open_image_file` (then every file is opened by its row)."""
     if len(urls) > 1 and any(is_remote(u) for u in urls):
         with ThreadPoolExecutor(max_workers=min(16, len(urls))) as pool:
-            return list(pool.map(lambda u: open_image_file(u, storage_options), urls))
+            return list(pool.map(lambda u: open_image_file(u, storage_options, **options), urls))
     urls = [os.fspath(u) for u in urls]
     batch = [i for i, u in enumerate(urls) if _plain_local_mrc(u)]
-    if len(batch) < 2:
-        return [open_image_file(u, storage_options) for u in urls]
+    if len(batch) < 2 or options:  # MRC takes no options: each file's row refuses them
+        return [open_image_file(u, storage_options, **options) for u in urls]
     files: list[ImageFile | None] = [None] * len(urls)
     for i, f in zip(batch, open_local_mrc_files([urls[i] for i in batch], storage_options), strict=True):
         files[i] = f
