@@ -133,5 +133,5 @@ def test_bad_tiffs_fail_clearly(tmp_path: Path) -> None:
         open_image_file(str(junk))
     eer = tmp_path / "movie.eer"
     eer.write_bytes(b"II*\x00")
-    with pytest.raises(FormatError, match="EER"):
+    with pytest.raises(FormatError, match=r"movie\.eer: not a readable EER"):  # read now, so a junk one fails
         open_image_file(str(eer))
