@@ -1,11 +1,13 @@
 """Movies as lazy ``image`` DataArrays ``(movie, frame, y, x)``, with dose, pixel size and exposure.
 
-Any file the format table reads is a movie (TIFF, MRC, compressed MRC): one file is one movie, its frames the
-pages or sections. Metadata come from the files (MRC header, TIFF resolution tags), from SerialEM ``.mdoc``
-files (``mdoc=``; by default ``<movie>.mdoc`` beside each local movie when there is one), or from arguments,
-which win. ``dose_per_frame`` is electrons per square Angstrom per frame: SerialEM's ``ExposureDose`` (the
-whole exposure) divided by the frames. :func:`sum_frames` groups frames into fractions lazily; Noise2Noise
-pairs come from :func:`perc_platform.processing.noise2noise_pairs`.
+Any file the format table reads is a movie (TIFF, MRC, compressed MRC, EER): one file is one movie, its frames the
+pages or sections; for EER, the fractions its raw frames are summed into (``frames_per_fraction``), rendered at
+``super_resolution`` 1, 2 or 4 (see :mod:`perc_platform.io.eer_file`). Metadata come from the files (MRC header,
+TIFF resolution tags, EER acquisition metadata), from SerialEM ``.mdoc`` files (``mdoc=``; by default
+``<movie>.mdoc`` beside each local movie when there is one), or from arguments, which win. ``dose_per_frame`` is
+electrons per square Angstrom per frame: SerialEM's ``ExposureDose`` (the whole exposure) divided by the frames.
+:func:`sum_frames` groups frames into fractions lazily; Noise2Noise pairs come from
+:func:`perc_platform.processing.noise2noise_pairs`.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ def _first(values: np.ndarray) -> float:
 def open_movies(source: Source, *, mdoc: str | Sequence[str] | bool | None = None,
                 dose_per_frame: float | None = None, pixel_size: float | None = None,
                 exposure_time: float | None = None, chunk_size: int | None = None,
-                storage_options: dict[str, Any] | None = None) -> xr.DataArray:
+                super_resolution: int | None = None, frames_per_fraction: int | None = None,
+                remainder: str | None = None, storage_options: dict[str, Any] | None = None) -> xr.DataArray:
     """Open movie files lazily as an ``image`` DataArray ``(movie, frame, y, x)`` backed by dask.
 
     Parameters
@@ -86,11 +89,19 @@ def open_movies(source: Source, *, mdoc: str | Sequence[str] | bool | None = Non
         over the files'.
     chunk_size
         Frames per dask chunk (default: about ``PERC_CHUNK_BYTES``); one chunk never spans two movies.
+    super_resolution, frames_per_fraction, remainder
+        EER only: render on the 1x (sensor), 2x or 4x grid (default 1); sum this many raw frames into each
+        fraction, which is then one ``frame`` (default 1); ``"drop"`` (default) or ``"keep"`` a last, shorter
+        group. ``dose_per_frame`` is then the dose of one full fraction (from the EER metadata unless given or in
+        an mdoc), ``pixel_size`` that of the rendered grid (an mdoc's physical one divided by the factor), and
+        the ``raw_frames`` coord ``(movie, frame)`` says how many raw frames each fraction sums.
 
     Nothing but headers (and mdoc files) is read here.
     """
     urls = expand_sources(source, storage_options)
-    files = open_image_files(urls, storage_options)
+    given = {"super_resolution": super_resolution, "frames_per_fraction": frames_per_fraction,
+             "remainder": remainder}
+    files = open_image_files(urls, storage_options, **{k: v for k, v in given.items() if v is not None})
     first = files[0]
     for f in files[1:]:
         if (f.shape, f.dtype) != (first.shape, first.dtype):
@@ -102,7 +113,11 @@ def open_movies(source: Source, *, mdoc: str | Sequence[str] | bool | None = Non
     total_dose = _per_movie(mdocs, lambda m: _first(m.dose))
     times = _per_movie(mdocs, lambda m: _first(m.exposure_time))
     mdoc_pixel = _per_movie(mdocs, lambda m: m.pixel_size if m.pixel_size is not None else _first(m.section_pixel_size))
+    mdoc_pixel = mdoc_pixel / getattr(first, "super_resolution", 1)  # an mdoc states the physical pixel
     per_frame = np.full(len(files), float(dose_per_frame)) if dose_per_frame is not None else total_dose / frames
+    # formats that state dose or exposure themselves (EER's metadata) fill what the mdoc left unknown
+    per_frame = np.where(np.isfinite(per_frame), per_frame, [getattr(f, "dose_per_frame", np.nan) for f in files])
+    times = np.where(np.isfinite(times), times, [getattr(f, "exposure_time", np.nan) for f in files])
     if exposure_time is not None:
         times = np.full(len(files), float(exposure_time))
     data = da.stack([lazy_particles(StackArray([f]), chunk_size) for f in files], axis=0)
@@ -112,7 +127,13 @@ def open_movies(source: Source, *, mdoc: str | Sequence[str] | bool | None = Non
         "dose_per_frame": (MOVIE_DIMS[0], per_frame),
         "exposure_time": (MOVIE_DIMS[0], times),
     }
+    if hasattr(first, "frame_counts"):  # fractions of raw frames (EER)
+        counts = [list(f.frame_counts) for f in files]  # type: ignore[attr-defined]
+        coords["raw_frames"] = (MOVIE_DIMS[:2], np.asarray(counts, dtype=np.int64))
     attrs: dict[str, Any] = {"stack_files": urls, "format": first.format}
+    for name in ("super_resolution", "frames_per_fraction"):
+        if hasattr(first, name):
+            attrs[name] = int(getattr(first, name))
     size = pixel_size if pixel_size is not None else _first(mdoc_pixel)
     if not np.isfinite(size) and first.pixel_size > 0:
         size = first.pixel_size
@@ -160,13 +181,22 @@ def apply_gain(movies: xr.DataArray, gain: str | os.PathLike[str] | np.ndarray, 
     else:
         file = open_image_file(os.fspath(gain), storage_options)
         values, name, tiff = StackArray([file])[0], os.fspath(gain), file.format == "tiff"
+    # EER is a TIFF container and its frames are rendered in TIFF row order, so it orients like TIFF
     oriented = orient_gain(np.asarray(values, dtype=np.float32), rotation, flip, gain_is_tiff=tiff,
-                           movie_is_tiff=movies.attrs.get("format") == "tiff")
+                           movie_is_tiff=movies.attrs.get("format") in ("tiff", "eer"))
     shape = (movies.sizes["y"], movies.sizes["x"])
     if oriented.shape != shape:
+        hint = ""
+        factor = movies.attrs.get("super_resolution")
+        if factor and oriented.shape[0] * factor % shape[0] == 0 and oriented.shape[1] * factor % shape[1] == 0:
+            match = oriented.shape[0] * factor // shape[0]
+            if match in (1, 2, 4) and oriented.shape[1] * factor // shape[1] == match:
+                hint = (f"; the EER movies are rendered at super_resolution={factor}, this gain fits "
+                        f"super_resolution={match}")
         raise ParameterError(f"{name}: the gain is {oriented.shape[1]}x{oriented.shape[0]} after rotation={rotation} "
-                             f"and flip={flip}, the movies are {shape[1]}x{shape[0]}; use the gain recorded with these "
-                             "movies, or the rotation that matches (odd rotations swap width and height)")
+                             f"and flip={flip}, the movies are {shape[1]}x{shape[0]}{hint}; use the gain recorded with "
+                             "these movies (at their rendered size), or the rotation that matches (odd rotations swap "
+                             "width and height)")
     out = movies.astype(np.float32) * xr.DataArray(oriented, dims=("y", "x"))
     out.attrs = dict(movies.attrs)
     out.name = movies.name

@@ -1,9 +1,10 @@
-"""``movies``: movie files of any format in the table (TIFF, MRC, compressed MRC) as a lazy ``(movie, frame, y, x)``
-Dataset with dose per frame, pixel size and exposure; an optional gain reference applied lazily."""
+"""``movies``: movie files of any format in the table (TIFF, MRC, compressed MRC, EER) as a lazy
+``(movie, frame, y, x)`` Dataset with dose per frame, pixel size and exposure; an optional gain reference applied
+lazily. EER movies take ``super_resolution`` (1, 2, 4), ``frames_per_fraction`` and ``remainder``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import xarray as xr
 from pydantic import PositiveInt, field_validator
@@ -22,6 +23,9 @@ class MoviesParams(SourceParams):
     gain_rotation: int = 0
     gain_flip: int = 0
     chunk_size: PositiveInt | None = None
+    super_resolution: int | None = None
+    frames_per_fraction: PositiveInt | None = None
+    remainder: Literal["drop", "keep"] | None = None
     storage_options: dict[str, Any] | None = None
 
     @field_validator("mdoc", mode="before")
@@ -30,6 +34,13 @@ class MoviesParams(SourceParams):
         # Catalog parameters arrive as text: "false"/"true" switch the mdoc look-up, they are not file names.
         if isinstance(value, str) and value.strip().lower() in ("false", "true"):
             return value.strip().lower() == "true"
+        return value
+
+    @field_validator("super_resolution")
+    @classmethod
+    def _factor(cls, value: int | None) -> int | None:
+        if value not in (None, 1, 2, 4):
+            raise ValueError("EER renders at super_resolution 1, 2 or 4")
         return value
 
 
@@ -45,7 +56,9 @@ class MoviesSource(LazyArraySource):
     def _open(self) -> xr.DataArray:
         p: Any = self.params
         movies = open_movies(p.urlpath, mdoc=p.mdoc, dose_per_frame=p.dose_per_frame, pixel_size=p.pixel_size,
-                             chunk_size=p.chunk_size, storage_options=p.storage_options)
+                             chunk_size=p.chunk_size, super_resolution=p.super_resolution,
+                             frames_per_fraction=p.frames_per_fraction, remainder=p.remainder,
+                             storage_options=p.storage_options)
         if p.gain:
             movies = apply_gain(movies, p.gain, rotation=p.gain_rotation, flip=p.gain_flip,
                                 storage_options=p.storage_options)

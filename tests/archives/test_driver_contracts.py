@@ -215,7 +215,8 @@ def tomography_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @contract("movies")
 class TestMovies(DriverContract):
     driver = MoviesSource
-    bad_kwargs = ({"chunk_size": 0}, {"dose_per_frame": "lots"},)
+    bad_kwargs = ({"chunk_size": 0}, {"dose_per_frame": "lots"}, {"super_resolution": 3}, {"remainder": "last"},
+                  {"frames_per_fraction": 0},)
 
     @pytest.fixture
     def source_kwargs(self, stack_file: Path) -> dict[str, Any]:
