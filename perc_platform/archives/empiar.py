@@ -66,7 +66,7 @@ MAX_DEPTH = 12
 #: Directory listings fetched at once while walking a tree.
 LISTING_CONCURRENCY = 8
 
-ImagesetKind = Literal["particles", "micrographs", "movies", "other"]
+ImagesetKind = Literal["particles", "micrographs", "movies", "tilt_series", "tomograms", "subtomograms", "other"]
 
 
 class EmpiarImageset(_Answer):
@@ -118,6 +118,12 @@ class EmpiarImageset(_Answer):
         if "micrograph" in category:
             multi = "multiframe" in category or "multi-frame" in category or (self.frames_per_image or 1) > 1
             return "movies" if multi else "micrographs"
+        if "tilt series" in category or "tilt-series" in category:
+            return "tilt_series"
+        if "subtomogram" in category:
+            return "subtomograms"
+        if "tomogram" in category or "reconstructed volume" in category:
+            return "tomograms"
         return "other"
 
 

@@ -1,8 +1,9 @@
 """``empiar``: an EMPIAR entry as a catalog with one source per imageset, read lazily by byte range.
 
 ``cat.empiar(entry="EMPIAR-10934")`` lists the imagesets (keys ``particles``, ``micrographs``, ``movies``,
-suffixed by folder when a kind repeats); ``sub.particles(pattern="*.mrcs", star="data/.../run.star")``
-is a source whose ``to_dask()`` is the lazy ``(particle, y, x)`` Dataset over the matching stacks.
+``tilt_series``, ``tomograms``, ``subtomograms``, suffixed by folder when a kind repeats);
+``sub.particles(pattern="*.mrcs", star="data/.../run.star")`` is a source whose ``to_dask()`` is the lazy
+``(particle, y, x)`` Dataset over the matching stacks.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class EmpiarImagesetParams(SourceParams):
 
 
 class EmpiarImagesetSource(LazyArraySource):
-    """One imageset: ``(particle, y, x)``, ``(micrograph, y, x)`` or ``(movie, frame, y, x)``; MRC files only."""
+    """One imageset: ``(particle, y, x)``, ``(micrograph, y, x)``, ``(movie, frame, y, x)``, ``(tilt, y, x)`` tilt
+    series or ``(z, y, x)`` (sub)tomograms; any format of the table (MRC, compressed MRC, TIFF, EER)."""
 
     name = "empiar_imageset"
     Params = EmpiarImagesetParams
