@@ -14,6 +14,7 @@ import tifffile
 
 from perc_platform.datasets.empiar import open_empiar_imageset
 from perc_platform.errors import FormatError
+from perc_platform.storage._http_ranges import GAP_BUDGET
 from perc_platform.testing import LoopbackServer
 from perc_platform.testing.eer import random_events, write_eer
 from perc_platform.testing.empiar import empiar_archive
@@ -74,7 +75,8 @@ def test_eer_movies_render_through_the_table(archive: tuple[Path, LoopbackServer
     server.reset_counts()
     np.testing.assert_array_equal(movies[1, 1].values, histogram(events, 2)[3:6].sum(0))
     with tifffile.TiffFile(root / NUMBER / "data" / "eer" / "movie_001.eer") as tif:  # one movie: its strips
-        assert server.bytes_sent == sum(int(np.sum(p.databytecounts)) for p in tif.pages)
+        needed = sum(int(np.sum(p.databytecounts)) for p in tif.pages)
+    assert needed <= server.bytes_sent <= (1 + GAP_BUDGET) * needed  # IFD gaps may be read through
 
 
 def test_tilt_series_and_tomograms_route_through_the_table(archive: tuple[Path, LoopbackServer]) -> None:

@@ -15,6 +15,7 @@ import tifffile
 
 from perc_platform.errors import FormatError, ParameterError, TruncatedFileError
 from perc_platform.io import StackArray, eer_file, format_for, open_image_file
+from perc_platform.storage._http_ranges import GAP_BUDGET
 from perc_platform.storage.policy import grant_host
 from perc_platform.testing import LoopbackServer
 from perc_platform.testing.eer import random_events, write_eer
@@ -112,10 +113,12 @@ def test_remote_fraction_moves_only_its_strips(tmp_path: Path, server_factory: t
     expected = histogram(events, 4)
     server.reset_counts()
     np.testing.assert_array_equal(array[1], expected[2:4].sum(0))
-    assert server.bytes_sent == strip_bytes[2] + strip_bytes[3]
+    # its two raw frames' strips; the small gap between them (an IFD) may be read through, within the budget
+    assert strip_bytes[2] + strip_bytes[3] <= server.bytes_sent <= (1 + GAP_BUDGET) * (strip_bytes[2] + strip_bytes[3])
     server.reset_counts()
     np.testing.assert_array_equal(array[:], expected[:6].reshape(3, 2, *expected.shape[1:]).sum(1))
-    assert server.bytes_sent == sum(strip_bytes[:6])  # the dropped seventh raw frame is never read
+    needed = sum(strip_bytes[:6])  # the dropped seventh raw frame is never read
+    assert needed <= server.bytes_sent <= (1 + GAP_BUDGET) * needed
 
 
 def test_bad_eer_input_fails_clearly(tmp_path: Path) -> None:
