@@ -26,16 +26,18 @@ from perc_platform.storage.cache import atomic_path, cache_path_for_url, entry_l
 from perc_platform.storage.ranged_file import open_ranged
 from perc_platform.storage.ranges import file_size, is_remote, local_path
 
-__all__ = ["CompressedLayout", "CompressedMrcFile", "open_compressed_mrc"]
+__all__ = ["CompressedLayout", "CompressedMrcFile", "codec_of", "open_compressed_mrc", "open_decompressed",
+           "read_decompressed_into", "stream_index"]
 
 _GZIP_SPACING = 4 * 2**20  # decompressed bytes between gzip seek points (each stores a 32 KiB window)
 
 
-def _codec_of(url: str) -> str:
+def codec_of(url: str) -> str:
+    """``bz2`` or ``gz``, by the file name."""
     return "bz2" if url.lower().split("?", 1)[0].endswith(".bz2") else "gz"
 
 
-def _open_stream(url: str, codec: str, options: dict[str, Any] | None, index: str | None) -> IO[bytes]:
+def open_decompressed(url: str, codec: str, options: dict[str, Any] | None, index: str | None) -> IO[bytes]:
     """A seekable decompressed view of ``url``; with ``index`` (a cached index file), no scan is needed."""
     raw: IO[bytes] = open_ranged(url, options, block_size=2**20) if is_remote(url) else open(url, "rb")  # noqa: SIM115
     if codec == "bz2":
@@ -54,7 +56,7 @@ def _open_stream(url: str, codec: str, options: dict[str, Any] | None, index: st
     return stream  # type: ignore[no-any-return]
 
 
-def _index_for(url: str, codec: str, options: dict[str, Any] | None) -> str:
+def stream_index(url: str, codec: str, options: dict[str, Any] | None) -> str:
     """The cached index of ``url`` (built by one pass over the file the first time)."""
     if is_remote(url):
         key = f"{url}:{file_size(url, options)}"
@@ -67,7 +69,7 @@ def _index_for(url: str, codec: str, options: dict[str, Any] | None) -> str:
     with entry_lock(target):
         if target.exists():
             return str(target)
-        stream = _open_stream(url, codec, options, None)
+        stream = open_decompressed(url, codec, options, None)
         try:
             with atomic_path(target) as tmp:
                 if codec == "bz2":
@@ -100,23 +102,30 @@ class CompressedLayout:
     def read_ranges_into(self, url: str, ranges: Sequence[tuple[int, int]], buffers: Sequence[np.ndarray],
                          storage_options: dict[str, Any] | None = None) -> list[int]:
         """Fill each buffer with the decompressed bytes of its range (seeking through the index)."""
-        stream = _open_stream(url, self.codec, storage_options, self.index)
-        got: list[int] = []
-        try:
-            for (start, length), buf in zip(ranges, buffers, strict=True):
-                stream.seek(start)
-                view = memoryview(buf.reshape(-1).view(np.uint8))[:length]  # type: ignore[arg-type]
-                n = 0
-                while n < length:
-                    k = stream.readinto(view[n:])  # type: ignore[attr-defined]
-                    if not k:
-                        raise TruncatedFileError(f"{url}: asked for {length} decompressed bytes at {start}, got {n}; "
-                                                 "the file is shorter than its header says")
-                    n += k
-                got.append(n)
-        finally:
-            stream.close()
-        return got
+        return read_decompressed_into(url, self.codec, self.index, ranges, buffers, storage_options)
+
+
+def read_decompressed_into(url: str, codec: str, index: str, ranges: Sequence[tuple[int, int]],
+                           buffers: Sequence[np.ndarray], storage_options: dict[str, Any] | None = None) -> list[int]:
+    """Fill each buffer with the decompressed bytes of its ``(start, length)`` range of ``url``, seeking through
+    the cached ``index``; a range past the end of the stream is a :class:`TruncatedFileError`."""
+    stream = open_decompressed(url, codec, storage_options, index)
+    got: list[int] = []
+    try:
+        for (start, length), buf in zip(ranges, buffers, strict=True):
+            stream.seek(start)
+            view = memoryview(buf.reshape(-1).view(np.uint8))[:length]  # type: ignore[arg-type]
+            n = 0
+            while n < length:
+                k = stream.readinto(view[n:])  # type: ignore[attr-defined]
+                if not k:
+                    raise TruncatedFileError(f"{url}: asked for {length} decompressed bytes at {start}, got {n}; "
+                                             "the file is shorter than its header says")
+                n += k
+            got.append(n)
+    finally:
+        stream.close()
+    return got
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,10 +144,10 @@ def open_compressed_mrc(url: str, storage_options: dict[str, Any] | None = None)
     url = url if is_remote(url) else local_path(url)  # file:// URLs as their path
     if not is_remote(url) and not os.path.isfile(url):
         raise DataNotFoundError(f"{url}: no such file; check the path")
-    codec = _codec_of(url)
-    index = _index_for(url, codec, storage_options)
+    codec = codec_of(url)
+    index = stream_index(url, codec, storage_options)
     try:
-        stream = _open_stream(url, codec, storage_options, index)
+        stream = open_decompressed(url, codec, storage_options, index)
         try:
             header = parse_header(stream.read(HEADER_BYTES), url, max_bytes=get_config().max_array_bytes)
             size = stream.seek(0, os.SEEK_END)

@@ -75,15 +75,13 @@ def _pixel_size(page: Any) -> float:
     return 1e8 / per_cm if per_cm > 1e4 else 0.0  # below 1e4 px/cm (1 um pixels) it is a print setting
 
 
-def open_tiff_file(url: str, storage_options: dict[str, Any] | None = None) -> TiffImageFile:
-    """Read the IFDs of one TIFF (local path or URL) and describe where every frame's segments lie."""
+def describe_tiff(fh: Any, url: str) -> tuple[np.ndarray, np.ndarray, TiffCodec, float]:
+    """Parse the IFDs of the TIFF in file object ``fh``: per page the strip/tile offsets and lengths, the decode
+    step shared by every page, and the pixel size (0 when unstated)."""
     import tifffile
 
-    url = os.fspath(url)
     try:
-        # Remote IFDs are read in small blocks: they sit between the frames, one per page.
-        source = open_ranged(url, storage_options, block_size=2**12) if is_remote(url) else open(url, "rb")  # noqa: SIM115
-        with source as fh, tifffile.TiffFile(fh, name=os.path.basename(url)) as tif:
+        with tifffile.TiffFile(fh, name=os.path.basename(url)) as tif:
             pages = list(tif.pages)
             if not pages:
                 raise FormatError(f"{url}: the TIFF file has no pages")
@@ -98,18 +96,28 @@ def open_tiff_file(url: str, storage_options: dict[str, Any] | None = None) -> T
                                       "share shape, dtype and storage")
                 offsets[i] = page.dataoffsets
                 lengths[i] = page.databytecounts
-            pixel_size = _pixel_size(first)
-            dtype = np.dtype(first.dtype).newbyteorder("=")
-    except FileNotFoundError:
-        raise DataNotFoundError(f"{url}: no such file; check the path") from None
+            return offsets, lengths, codec, _pixel_size(first)
     except tifffile.TiffFileError as exc:
         raise FormatError(f"{url}: not a readable TIFF file ({exc})") from None
+
+
+def open_tiff_file(url: str, storage_options: dict[str, Any] | None = None) -> TiffImageFile:
+    """Read the IFDs of one TIFF (local path or URL) and describe where every frame's segments lie."""
+    url = os.fspath(url)
+    try:
+        # Remote IFDs are read in small blocks: they sit between the frames, one per page.
+        source = open_ranged(url, storage_options, block_size=2**12) if is_remote(url) else open(url, "rb")  # noqa: SIM115
+    except FileNotFoundError:
+        raise DataNotFoundError(f"{url}: no such file; check the path") from None
+    with source as fh:
+        offsets, lengths, codec, pixel_size = describe_tiff(fh, url)
     size = file_size(url, storage_options)
     end = int((offsets + lengths).max())
     if end > size:
         raise TruncatedFileError(f"{url}: its TIFF tags place strips up to byte {end} but the file has {size} "
                                  "bytes; the file is truncated")
+    dtype = np.dtype(codec.dtype).newbyteorder("=")  # the page dtype (uint8 for packed 1-7 bit data)
     return TiffImageFile(url=url if is_remote(url) else os.path.abspath(local_path(url)),
-                         shape=(len(pages), *codec.image_shape), dtype=dtype,
+                         shape=(offsets.shape[0], *codec.image_shape), dtype=dtype,
                          layout=SegmentLayout(offsets, lengths, codec),
                          storage_options=tuple(sorted((storage_options or {}).items())), pixel_size=pixel_size)
