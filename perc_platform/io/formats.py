@@ -18,6 +18,7 @@ from typing import Any
 
 from perc_platform.errors import FormatError, ParameterError
 from perc_platform.io.compressed_mrc import open_compressed_mrc
+from perc_platform.io.compressed_tiff import open_compressed_tiff
 from perc_platform.io.eer_file import open_eer_file
 from perc_platform.io.layout import ImageFile
 from perc_platform.io.mrc_batch import open_local_mrc_files
@@ -65,6 +66,9 @@ FORMATS: tuple[Format, ...] = (
     Format("mrc-compressed", (".mrc.bz2", ".mrcs.bz2", ".mrc.gz", ".mrcs.gz"), open_compressed_mrc,
            kinds=((".mrc.bz2", "stack"), (".mrcs.bz2", "stack"), (".mrc.gz", "stack"), (".mrcs.gz", "stack")),
            description="bzip2/gzip MRC stacks and movies, read lazily through a cached seek index"),
+    Format("tiff-compressed", (".tif.bz2", ".tiff.bz2", ".tif.gz", ".tiff.gz"), open_compressed_tiff,
+           kinds=((".tif.bz2", "stack"), (".tiff.bz2", "stack"), (".tif.gz", "stack"), (".tiff.gz", "stack")),
+           description="bzip2/gzip TIFF movies, parsed and read through a cached seek index"),
     Format("eer", (".eer",), open_eer_file, kinds=((".eer", "stack"),),
            options=("super_resolution", "frames_per_fraction", "remainder"),
            description="EER (Falcon 4) electron events rendered at 1x/2x/4x and summed into fractions"),
@@ -74,10 +78,6 @@ FORMATS: tuple[Format, ...] = (
 REFUSED: dict[str, str] = {
     ".dm4": "Gatan DM4 is not read; convert it to MRC or TIFF (e.g. `dm2mrc` from IMOD)",
     ".dm3": "Gatan DM3 is not read; convert it to MRC or TIFF (e.g. `dm2mrc` from IMOD)",
-    ".tif.bz2": "bzip2-compressed TIFF is not read lazily (TIFF strips are found by offset, which bzip2 hides); "
-                "decompress it first",
-    ".tiff.bz2": "bzip2-compressed TIFF is not read lazily (TIFF strips are found by offset, which bzip2 hides); "
-                 "decompress it first",
     ".jpg": "JPEG pictures are not image data for processing",
     ".png": "PNG pictures are not image data for processing",
 }
