@@ -33,7 +33,7 @@ __all__ = ["EMPIAR_API", "EMPIAR_FILES", "add_empiar_routes", "empiar_archive", 
 
 EMPIAR_API = "/empiar/api"
 EMPIAR_FILES = "/empiar/files"
-_MOVIE_SUFFIXES = (".tif", ".tiff", ".eer", ".tif.bz2", ".tiff.bz2")
+_MOVIE_SUFFIXES = (".tif", ".tiff", ".eer", ".tif.bz2", ".tiff.bz2", ".tif.gz", ".tiff.gz")
 _VOXEL_TYPES = {0: "SIGNED BYTE", 1: "SIGNED 16 BIT INTEGER", 2: "32 BIT FLOAT", 6: "UNSIGNED 16 BIT INTEGER",
                 12: "16 BIT FLOAT"}
 

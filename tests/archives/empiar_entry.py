@@ -12,7 +12,12 @@
 
 from __future__ import annotations
 
+import bz2
+import io
 from pathlib import Path
+
+import numpy as np
+import tifffile
 
 from perc_platform.testing import write_stack, write_star
 
@@ -46,7 +51,16 @@ def build_tree(root: Path, shared: Path) -> Path:
     real = root / "10934"
     (real / TIFF_DIR).mkdir(parents=True)
     (real / "10934.xml").symlink_to(shared / "api" / "empiar_10934.xml")
-    for name in TIFF_NAMES:
-        (real / TIFF_DIR / name).write_bytes(b"BZh9" + bytes(60))
+    movie, gain = tiff_movie_and_gain()
+    for name, data in zip(TIFF_NAMES, (movie, gain), strict=True):  # as the archive serves them: TIFF, bzip2
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, data, photometric="minisblack", compression="lzw", rowsperstrip=8)
+        (real / TIFF_DIR / name).write_bytes(bz2.compress(buffer.getvalue(), compresslevel=1))
     return root
+
+
+def tiff_movie_and_gain() -> tuple[np.ndarray, np.ndarray]:
+    """The frames of the .tiff.bz2 movie (counting-mode uint8) and its float32 gain, as written into the tree."""
+    rng = np.random.default_rng(10934)
+    return rng.poisson(1.2, (5, 40, 36)).astype(np.uint8), rng.uniform(0.8, 1.2, (40, 36)).astype(np.float32)
 

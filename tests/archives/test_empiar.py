@@ -11,13 +11,13 @@ import pytest
 
 from perc_platform.archives import empiar
 from perc_platform.catalogs import catalog_path
-from perc_platform.datasets import select_particles
+from perc_platform.datasets import apply_gain, select_particles
 from perc_platform.errors import DataNotFoundError, FormatError, IdentifierError, ParameterError
 from perc_platform.testing import LoopbackServer
 from perc_platform.testing.empiar import empiar_archive
 from tests.io.mrc_helpers import mrcfile_read
 
-from .empiar_entry import BOX, EXTRACT, NUMBER, STACKS, TIFF_DIR, TIFF_NAMES, build_tree
+from .empiar_entry import BOX, EXTRACT, NUMBER, STACKS, TIFF_DIR, TIFF_NAMES, build_tree, tiff_movie_and_gain
 
 EID = f"EMPIAR-{NUMBER}"
 
@@ -224,14 +224,20 @@ def test_micrographs_and_movies(entry_cat: intake.catalog.Catalog, tree: Path) -
         entry_cat.movies(star="data/particles/run.star").to_dask()
 
 
-def test_bzip2_tiff_movies_fail_clearly(server: LoopbackServer) -> None:
-    # EMPIAR-10934's movies are .tiff.bz2: the refusal names that format and why (TIFF itself is read).
+def test_bzip2_tiff_movies_are_read_through_the_seek_index(server: LoopbackServer) -> None:
+    # EMPIAR-10934's movies are .tiff.bz2: read frame by frame through the cached bzip2 index
     cat = intake.open_catalog(str(catalog_path())).empiar(entry="EMPIAR-10934")
-    with pytest.raises(FormatError, match=r"EMPIAR-10934 imageset 'movies'.*TIFF.*cannot be read lazily: "
-                                          r"bzip2-compressed TIFF.*perc empiar download"):
-        cat.movies().to_dask()
-    with pytest.raises(FormatError, match="fractions.tiff.bz2.*bzip2-compressed TIFF"):
-        cat.movies(pattern="*fractions*").to_dask()
+    frames, gain = tiff_movie_and_gain()
+    movies = cat.movies(pattern="*fractions*").to_dask()["image"]
+    assert movies.dims == ("movie", "frame", "y", "x") and movies.shape == (1, *frames.shape)
+    assert movies.attrs["format"] == "tiff"
+    np.testing.assert_array_equal(movies[0, 3].values, frames[3])
+    np.testing.assert_array_equal(movies.values[0], frames)
+    gain_url = movies.attrs["stack_files"][0].replace("fractions.tiff.bz2", "gain.tiff.bz2")
+    corrected = apply_gain(movies, gain_url)  # a TIFF gain on TIFF movies: applied as stored
+    np.testing.assert_allclose(corrected[0, 2].values, frames[2] * gain, rtol=1e-6)
+    with pytest.raises(FormatError, match=r"gain.tiff.bz2: 1 frames of 36x40 float32.*select movies of one shape"):
+        cat.movies().to_dask()  # the gain in the same folder is no movie of this shape
 
 
 def test_no_matching_file_is_reported(entry_cat: intake.catalog.Catalog) -> None:
