@@ -3,8 +3,8 @@
 Particles are ``(particle, y, x)`` (optionally joined to a STAR file), micrographs ``(micrograph, y, x)``,
 movies ``(movie, frame, y, x)``, tilt series ``(tilt, y, x)`` with ``tilt_angle`` and tomograms/subtomograms
 ``(z, y, x)`` volumes (several files of one shape stacked along a leading dim). Files are opened through the format
-table (:mod:`perc_platform.io.formats`): MRC, compressed MRC, TIFF and EER are read by byte range; a format the
-table knows but does not read (DM4, bzip2-compressed TIFF...) is refused with an error that names it, says why, and
+table (:mod:`perc_platform.io.formats`): MRC, TIFF (also bzip2/gzip-compressed) and EER are read by byte range; a
+format the table knows but does not read (DM4, JPEG...) is refused with an error that names it, says why, and
 how to get the files instead; so is an imageset category that is not images to open (diffraction images, ...).
 """
 
