@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-batches", type=int, default=None, help="stop after this many batches (resumable)")
     parser.add_argument("--training-size", type=int, default=1000)
     parser.add_argument("--variance", type=float, default=0.75, help="share of variance the PCA covers")
+    parser.add_argument("--no-denoise", action="store_true",
+                        help="keep PCA components within the noise (variance = share of the total variance)")
     parser.add_argument("--resolution", type=float, default=8.0, help="low-pass resolution in Angstrom")
     parser.add_argument("--no-mask", action="store_true", help="no Gaussian mask")
     parser.add_argument("--ctf", choices=("phase_flip", "wiener"), default=None, help="CTF correction")
@@ -78,7 +80,8 @@ def _open(args: argparse.Namespace) -> Any:
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return dict(seed=args.seed, device=args.device, mode=args.mode, references=args.references,
-                training_size=args.training_size, variance=args.variance, resolution=args.resolution,
+                training_size=args.training_size, variance=args.variance, denoise=not args.no_denoise,
+                resolution=args.resolution,
                 mask=not args.no_mask, mask_sigma=args.mask_sigma, ctf=args.ctf, wiener_snr=args.wiener_snr,
                 max_shift=args.max_shift, shift_step=args.shift_step, angular_step=args.angular_step,
                 init_iterations=args.init_iterations, reference_weight=args.reference_weight,

@@ -29,9 +29,9 @@ from perc_platform.processing.classify2d import (
     classify2d,
     load_classification,
 )
-from perc_platform.processing.classify2d._align import align
-from perc_platform.processing.classify2d._pca import effective_resolution
-from perc_platform.testing.views import SyntheticViews, make_views
+from perc_platform.processing.classify2d._fourier import band_of, ring_matrix
+from perc_platform.processing.classify2d._pca import effective_resolution, lowpass_filter
+from perc_platform.testing.views import SyntheticViews, make_views, render
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "particles"
 PIXEL = 2.0
@@ -88,16 +88,51 @@ def test_alignment_recovers_turn_and_shift() -> None:
     assert np.abs(shift - sv.shift).max() < 0.8  # grid step 1 px
 
 
-def test_align_requires_enough_angles() -> None:
-    with pytest.raises(ValueError, match="n_theta"):
-        align(torch.zeros((40, 1, 2), dtype=torch.complex64), torch.zeros((40, 1, 2), dtype=torch.complex64), 8, 1)
+def test_ring_spectra_match_sampled_rings() -> None:
+    """The Jacobi-Anger ring map of a band-limited image equals the FFT (NumPy) of the image sampled on rings."""
+    box, sigma = 64, 2.5
+    blobs = np.array([[3.0, -5.0, 1.0], [-7.0, 2.0, 0.6], [1.0, 9.0, 0.8]])
+    image = render(blobs, box, sigma)  # Gaussians: negligible beyond the band kept below
+    lowpass = lowpass_filter(box, 1.0, 2.5)
+    band = band_of(lowpass)
+    radii = torch.tensor([2.0, 5.5, 9.0, 14.0])
+    q = ring_matrix(band, radii, 12, box)
+    x = torch.fft.rfft2(torch.from_numpy(image)).flatten()[band.index].to(torch.complex64)
+    centre = torch.exp(2j * np.pi * (box // 2) * (band.fx + band.fy))
+    x = x * centre
+    n_phi = 256
+    phi = np.arange(n_phi) * 2 * np.pi / n_phi
+    for m in (0, 1, 4, 7):
+        y = x + (-1) ** m * band.mirror * x.conj()
+        ours = (y @ q[m]).numpy()
+        for i, r in enumerate(radii.tolist()):
+            px, py = r * np.cos(phi), r * np.sin(phi)
+            values = sum(w * np.exp(-0.5 * ((px - bx) ** 2 + (py - by) ** 2) / sigma**2) for bx, by, w in blobs)
+            expected = np.fft.fft(values)[m] / n_phi
+            assert abs(ours[i] - expected) < 1e-3 * max(1.0, abs(expected)), (m, r, ours[i], expected)
 
 
 def test_basis_covers_the_asked_variance(views: SyntheticViews) -> None:
+    images = torch.from_numpy(views.images[:200])
     for share in (0.5, 0.75):
-        clf = StreamingClassifier2D(Classify2DConfig(variance=share), 64, PIXEL)
-        basis = clf.fit_basis(clf.preprocess({"image": torch.from_numpy(views.images[:200])}))
+        clf = StreamingClassifier2D(Classify2DConfig(variance=share, denoise=False), 64, PIXEL)
+        basis = clf.fit_basis(clf.preprocess({"image": images}))
         assert share <= basis.explained < share + 0.05
+        # denoise keeps a subset: fewer components, a smaller share of the (noise-dominated) variance
+        clf = StreamingClassifier2D(Classify2DConfig(variance=share), 64, PIXEL)
+        denoised = clf.fit_basis(clf.preprocess({"image": images}))
+        assert 1 <= denoised.n_components < basis.n_components and denoised.explained < share
+
+
+def test_denoise_drops_the_components_of_pure_noise() -> None:
+    """White noise has no component above its own level: denoise keeps (nearly) nothing, the variance rule many."""
+    noise = torch.from_numpy(np.random.default_rng(3).standard_normal((600, 64, 64)).astype(np.float32))
+    kept = {}
+    for denoise in (False, True):
+        clf = StreamingClassifier2D(Classify2DConfig(denoise=denoise), 64, PIXEL)
+        kept[denoise] = clf.fit_basis(clf.preprocess({"image": noise})).n_components
+    assert kept[False] > 50
+    assert kept[True] <= 3
     assert effective_resolution(8.0, 2.0) == 8.0
     assert effective_resolution(8.0, 5.0) == 10.0  # floored to Nyquist
 

@@ -23,69 +23,25 @@ import numpy as np
 import torch
 
 from perc_platform.errors import ParameterError
-from perc_platform.processing.classify2d._align import (
-    Alignment,
-    align,
-    align_subset,
-    shift_grid,
-    subpixel_offsets,
-    warp,
-)
+from perc_platform.processing.classify2d._align import Alignment, shift_grid, warp
 from perc_platform.processing.classify2d._config import Classify2DConfig
-from perc_platform.processing.classify2d._pca import (
-    SteerableBasis,
-    fit_basis,
-    lowpass_filter,
-    polar_grid,
-    polar_points,
-    polar_spectra,
-    project,
-    projector,
-)
+from perc_platform.processing.classify2d._features import FeatureMap
+from perc_platform.processing.classify2d._fourier import band_of, noise_covariance, ring_matrix
+from perc_platform.processing.classify2d._pca import SteerableBasis, fit_basis, lowpass_filter, polar_grid
+from perc_platform.processing.classify2d._search import PoseSearch
+from perc_platform.processing.classify2d._seeding import class_means, class_sums, initial_references, recentre
 
 __all__ = ["CTF_COLUMNS", "StreamingClassifier2D"]
 
 #: Per-particle batch columns that CTF correction reads (defocus in A, angles in degrees).
 CTF_COLUMNS = ("defocus_u", "defocus_v", "defocus_angle", "phase_shift")
-#: The fine search of trial centres tries only this many of the closest classes of the coarse search.
-_FINE_CLASSES = 3
+#: The fine search tries only this many (reference, mirror) candidates per particle, the best of the coarse one.
+_CANDIDATES = 4
+#: The coarse search uses this many of the strongest PCA components (at most).
+_COARSE_COMPONENTS = 12
 _OPTICS = ("voltage", "spherical_aberration", "amplitude_contrast")
 _RESULTS = {"class": (np.int32, -1), "rotation": (np.float32, np.nan), "shift": (np.float32, np.nan),
             "distance": (np.float32, np.nan), "mirror": (np.int8, 0)}
-
-
-def _class_sums(images: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
-    """Per-class sums ``(k, N, N)`` (float64) of ``images`` ``(B, N, N)``: one one-hot matrix product."""
-    onehot = torch.nn.functional.one_hot(labels, k).to(torch.float64)  # (B, k)
-    return (onehot.T @ images.reshape(images.shape[0], -1).double()).reshape(k, *images.shape[1:])
-
-
-def _sq_distances(feats: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances ``(n, k)`` by one matrix product."""
-    return ((feats**2).sum(1)[:, None] + (centres**2).sum(1)[None, :] - 2.0 * feats @ centres.T).clamp(min=0.0)
-
-
-def _kmeans(feats: torch.Tensor, k: int, gen: torch.Generator, iterations: int = 25
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lloyd's k-means with k-means++ seeding: (labels, centres)."""
-    first = int(torch.randint(feats.shape[0], (1,), generator=gen))
-    centres = feats[first: first + 1].clone()
-    for _ in range(1, k):
-        d2 = _sq_distances(feats, centres).min(dim=1).values
-        weights = d2 / d2.sum() if float(d2.sum()) > 0 else torch.full_like(d2, 1.0 / d2.numel())
-        pick = int(torch.multinomial(weights.float().cpu(), 1, generator=gen))
-        centres = torch.cat([centres, feats[pick: pick + 1]])
-    labels = _sq_distances(feats, centres).argmin(dim=1)
-    for _ in range(iterations):
-        onehot = torch.nn.functional.one_hot(labels, k).to(feats.dtype)  # (n, k)
-        counts = onehot.sum(0)
-        filled = counts > 0
-        centres[filled] = (onehot.T @ feats)[filled] / counts[filled, None]
-        new = _sq_distances(feats, centres).argmin(dim=1)
-        if torch.equal(new, labels):
-            break
-        labels = new
-    return labels, centres
 
 
 class StreamingClassifier2D:
@@ -120,23 +76,27 @@ class StreamingClassifier2D:
             torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.grid = polar_grid(self.box, self.pixel_size, config.resolution, config.sigma_pixels(self.box),
                                self.device)
-        self.n_theta = config.n_theta(self.grid.n_m)
         self.lowpass = lowpass_filter(self.box, self.pixel_size, config.resolution, self.device)
+        self.band = band_of(self.lowpass)
+        # how often each rfft2 column stands in the full spectrum (Parseval over the half-plane)
+        self._columns = torch.full((self.box // 2 + 1,), 2.0, device=self.device)
+        self._columns[0] = 1.0
+        if self.box % 2 == 0:
+            self._columns[-1] = 1.0
+        self._rings = ring_matrix(self.band, self.grid.radii, self.grid.n_m, self.box)  # (n_m, F, n_r)
         largest, step = config.shifts_pixels(self.box, self.pixel_size)
         coarse = 2.0 * step if largest >= 2.0 * step else step
         self.coarse_step, self.step = coarse, step
         self.coarse_shifts = shift_grid(largest, coarse, self.device)
         self.fine_offsets = shift_grid(step, step, self.device) if coarse > step else None
         self.max_shift = largest
-        self._points = polar_points(self.grid, self.box)
         self.basis: SteerableBasis | None = None
-        self._projector = torch.zeros(0)
+        self._search: PoseSearch | None = None
         self.prior: torch.Tensor | None = None  # (K, N, N) the starting references
         self.prior_weight: torch.Tensor | None = None  # (K,) how many particles each starting reference counts for
         self.sums: torch.Tensor | None = None  # (K, N, N) float64 sums of aligned particles
         self.counts: torch.Tensor | None = None  # (K,) int64
         self.references: torch.Tensor | None = None  # (K, N, N) current references
-        self._ref_coeffs: torch.Tensor | None = None
         self.batches_done = 0
         self.particles_done = 0
         self.results = {k: np.full((n_particles, 2) if k == "shift" else n_particles, fill, dtype=dt)
@@ -150,17 +110,29 @@ class StreamingClassifier2D:
 
     def preprocess(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Normalised, CTF-corrected (optional) and low-passed images ``(B, N, N)`` (float32) of a batch."""
-        images = batch["image"].to(self.device, torch.float32)
+        return self._prepare(batch)[0]
+
+    def _prepare(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`preprocess`'s images and their band coefficients ``(B, F)`` (what the search reads)."""
+        images = batch["image"]
         if images.ndim != 3 or images.shape[1:] != (self.box, self.box):
             raise ParameterError(f"batch images have shape {tuple(images.shape)}; expected (B, {self.box}, "
                                  f"{self.box})")
-        mean = images.mean(dim=(1, 2), keepdim=True)
-        std = images.std(dim=(1, 2), keepdim=True).clamp(min=1e-12)
-        spectrum = torch.fft.rfft2((images - mean) / std)
-        spectrum = spectrum * self.lowpass
+        images = images.to(self.device, torch.float32, non_blocking=True)
+        spectrum = torch.fft.rfft2(images)
+        # mean and (unbiased) standard deviation from the spectrum (Parseval), cheaper than two passes over pixels
+        n = self.box * self.box
+        power = (spectrum.real.square() + spectrum.imag.square()) * self._columns
+        dc = spectrum[:, 0, 0]
+        var = (power.sum(dim=(1, 2)) - (dc.real.square() + dc.imag.square())) / (n * (n - 1.0))
+        spectrum = spectrum * (self.lowpass / var.clamp(min=1e-24).sqrt()[:, None, None])
+        spectrum[:, 0, 0] = 0.0
         if self.config.ctf is not None:
             spectrum = spectrum * self._ctf_filter(batch)
-        return torch.fft.irfft2(spectrum, s=(self.box, self.box))
+        return torch.fft.irfft2(spectrum, s=(self.box, self.box)), spectrum.flatten(1)[:, self.band.index]
+
+    def _band_of(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.fft.rfft2(images).flatten(1)[:, self.band.index]
 
     def _ctf_filter(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         from perc_platform.processing.ctf import ctf, frequency_grid
@@ -182,17 +154,26 @@ class StreamingClassifier2D:
 
     def fit_basis(self, images: torch.Tensor) -> SteerableBasis:
         """Learn the PCA basis from preprocessed training images ``(n, N, N)``."""
-        spectra = torch.cat([self._spectra(part) for part in images.split(256)], dim=1)
-        self._set_basis(fit_basis(spectra, self.grid, self.config.variance).to(self.device))
+        spectra = torch.cat([self._ring_spectra(self._band_of(part)) for part in images.split(256)], dim=1)
+        noise = noise_covariance(self.band, self._rings, self.box) if self.config.denoise else None
+        self._set_basis(fit_basis(spectra, self.grid, self.config.variance, noise).to(self.device))
         assert self.basis is not None
         return self.basis
 
+    def _ring_spectra(self, band: torch.Tensor) -> torch.Tensor:
+        """Angular spectra ``(n_m, B, n_r)`` of the rings about the box centre (:mod:`._fourier`)."""
+        moved = band * torch.polar(torch.ones_like(self.band.fx), 2.0 * np.pi * (self.box // 2)
+                                   * (self.band.fx + self.band.fy))
+        mirror = self.band.mirror
+        even, odd = moved + mirror * moved.conj(), moved - mirror * moved.conj()
+        return torch.stack([(even if m % 2 == 0 else odd) @ self._rings[m] for m in range(self.grid.n_m)])
+
     def _set_basis(self, basis: SteerableBasis) -> None:
         self.basis = basis
-        self._projector = projector(basis, self.grid)
-
-    def _spectra(self, images: torch.Tensor, shifts: torch.Tensor | None = None) -> torch.Tensor:
-        return polar_spectra(images, self.grid, shifts, self._points)
+        full = FeatureMap(basis, self.grid, self.band, self._rings, self.box)
+        self._search = PoseSearch(full, _COARSE_COMPONENTS, self.coarse_shifts, self.fine_offsets, self.step,
+                                  self.coarse_step, self.max_shift, self.config.angular_step, mirror=self.config.mirror,
+                                  subpixel=self.config.subpixel, candidates=_CANDIDATES)
 
     def set_references(self, references: torch.Tensor | np.ndarray, sizes: Any = None) -> None:
         """Start from ``references`` ``(K, N, N)`` (in the preprocessed image domain) counting as ``sizes``."""
@@ -218,158 +199,52 @@ class StreamingClassifier2D:
                                  "training_size or lower classes")
         if self.basis is None:
             self.fit_basis(images)
-        refs = self._seed(images)
+        refs = initial_references(self, images)
         sizes = torch.ones(k, dtype=torch.float64, device=self.device)
         for _ in range(self.config.init_iterations):
-            self._set_refs_only(refs)
+            self.set_search_references(refs)
             found = self.search(images)
             labels = found.distance.argmin(dim=1)
-            aligned = self._aligned(images, found, labels)
-            refs, sizes = self._class_means(aligned, labels, k, found.distance.gather(1, labels[:, None])[:, 0])
-            refs = torch.stack([self._recentre(r) for r in refs])
+            aligned = self.aligned(images, found, labels)
+            refs, sizes = class_means(aligned, labels, k, found.distance.gather(1, labels[:, None])[:, 0])
+            refs = torch.stack([recentre(r) for r in refs])
         self.set_references(refs, sizes)
 
-    def _set_refs_only(self, refs: torch.Tensor) -> None:
+    def set_search_references(self, refs: torch.Tensor) -> None:
+        """Search against ``refs`` ``(K, N, N)`` from now on (the running averages are left alone)."""
+        assert self._search is not None
         self.references = refs
-        self._ref_coeffs = self._coefficients_of(refs)
-
-    def _seed(self, images: torch.Tensor, restarts: int = 5, rounds: int = 2) -> torch.Tensor:
-        """Initial references: k-means on rotation-invariant PCA features (|coefficients|, best of
-        ``restarts``), then each cluster's members aligned to its most central member and averaged (twice)."""
-        assert self.basis is not None
-        k = self.config.classes
-        coeffs = torch.cat([project(self._spectra(p), self._projector) for p in images.split(256)], dim=1)
-        feats = coeffs.abs().permute(1, 0, 2)[:, self.basis.valid].double()
-        feats = (feats - feats.mean(0)) / feats.std(0).clamp(min=1e-12)
-        gen = torch.Generator().manual_seed(int(self.config.seed))
-        best: tuple[float, torch.Tensor, torch.Tensor] | None = None
-        for _ in range(restarts):
-            labels, centres = _kmeans(feats, k, gen)
-            inertia = float(_sq_distances(feats, centres).gather(1, labels[:, None]).sum())
-            if best is None or inertia < best[0]:
-                best = (inertia, labels, centres)
-        assert best is not None
-        _, labels, centres = best
-        refs = []
-        for j in range(k):
-            members = torch.nonzero(labels == j).flatten()
-            if members.numel() == 0:
-                members = torch.randint(feats.shape[0], (1,), generator=gen)
-            central = members[_sq_distances(feats[members], centres[j: j + 1])[:, 0].argmin()]
-            ref = images[central]
-            for _ in range(rounds):
-                self._set_refs_only(ref[None])
-                found = self.search(images[members])
-                aligned = self._aligned(images[members], found, torch.zeros(members.numel(), dtype=torch.long,
-                                                                              device=self.device))
-                ref = self._recentre(aligned.mean(0))
-            refs.append(ref)
-        return torch.stack(refs)
+        self._search.set_references(self._band_of(refs))
 
     # -- alignment and assignment -------------------------------------------------------------------------
-    def _coefficients_of(self, images: torch.Tensor, shifts: torch.Tensor | None = None) -> torch.Tensor:
-        """Frequency-major PCA coefficients ``(n_m, B * S, J)`` of images around ``S`` centres each."""
-        assert self.basis is not None
-        return project(self._spectra(images, shifts), self._projector)
+    def coefficients(self, images: torch.Tensor) -> torch.Tensor:
+        """Packed complex PCA coefficients ``(B, D)`` of preprocessed images about the box centre."""
+        assert self._search is not None
+        full = self._search.full
+        return full.complex(full.inputs(self._band_of(images)) @ full.matrix(torch.zeros((1, 2), device=self.device)))
 
-    def search(self, images: torch.Tensor, chunk: int = 128) -> Alignment:
-        """Distance, angle, centre (:attr:`Alignment.shift`, pixels) and mirror flag of preprocessed ``images``
-        to every reference: trial centres coarse then fine, the best one refined to sub-pixel."""
-        assert self._ref_coeffs is not None
-        refs = self._ref_coeffs
-        k = refs.shape[1]
-        if self.config.mirror:  # the mirrored particle against a reference = the particle against its conjugate
-            refs = torch.cat([refs, refs.conj()], dim=1).resolve_conj()
-        outs = [self._search_part(part, refs, k) for part in images.split(chunk)]
-        joined = [torch.cat([getattr(o, f) for o in outs]) for f in ("distance", "shift_index", "angle", "shift",
-                                                                      "mirror")]
-        return Alignment(joined[0], joined[1], joined[2], joined[3], mirror=joined[4])
+    def search(self, images: torch.Tensor) -> Alignment:
+        """Distance, angle, centre (pixels) and mirror flag of preprocessed ``images`` to every reference
+        (:mod:`._search`; ``inf`` distance where a reference was not among the particle's candidates)."""
+        return self._search_band(self._band_of(images))
 
-    def _search_part(self, part: torch.Tensor, refs: torch.Tensor, k: int) -> Alignment:
-        rows = torch.arange(part.shape[0], device=self.device)
-        coarse_n = self.coarse_shifts.shape[0]
-        coarse = align(self._coefficients_of(part, self.coarse_shifts), refs, self.n_theta, coarse_n)
-        shifts = self.coarse_shifts[coarse.shift_index]  # (b, K2, 2)
-        distance, angle = coarse.distance, coarse.angle
-        assert coarse.trials is not None
-        trials, grid_step = coarse.trials, self.coarse_step
-        fine_better = torch.zeros_like(distance, dtype=torch.bool)
-        if self.fine_offsets is not None:
-            centre = shifts[rows, distance.argmin(dim=1)]  # (b, 2)
-            trial = centre[:, None, :] + self.fine_offsets[None]
-            chosen = distance.topk(min(_FINE_CLASSES, distance.shape[1]), dim=1, largest=False).indices
-            fine = align_subset(self._coefficients_of(part, trial), refs, chosen, self.n_theta, trial.shape[1])
-            fine_shift = trial.gather(1, fine.shift_index[..., None].expand(-1, -1, 2))
-            fine_better = fine.distance <= distance  # equal: the same centre, found again on the fine grid
-            distance = torch.where(fine_better, fine.distance, distance)
-            angle = torch.where(fine_better, fine.angle, angle)
-            shifts = torch.where(fine_better[..., None], fine_shift, shifts)
-            assert fine.trials is not None
-            fine_trials = fine.trials
-        best = distance.argmin(dim=1)  # the candidate each particle is assigned by
-        if self.config.subpixel and (self.fine_offsets is not None or coarse_n > 1):
-            offset = subpixel_offsets(trials[rows, :, best]) * grid_step
-            if self.fine_offsets is not None:  # the fine grid, where the best candidate came from it
-                fine_offset = subpixel_offsets(fine_trials[rows, :, best]) * self.step
-                offset = torch.where(fine_better[rows, best][:, None], fine_offset, offset)
-            refined = shifts[rows, best] + offset
-            shifts = shifts.clone()
-            shifts[rows, best] = refined.clamp(-self.max_shift - self.step, self.max_shift + self.step)
-        if self.config.mirror:  # fold the conjugate references back: per class, the better of the two
-            mirrored = distance[:, k:] < distance[:, :k]
-            pick = torch.arange(k, device=self.device)[None, :] + k * mirrored.long()
-            distance, angle = distance.gather(1, pick), angle.gather(1, pick)
-            shifts = shifts.gather(1, pick[..., None].expand(-1, -1, 2))
-            shift_index = coarse.shift_index.gather(1, pick)
-        else:
-            mirrored = torch.zeros_like(distance, dtype=torch.bool)
-            shift_index = coarse.shift_index
-        return Alignment(distance, shift_index, angle, shifts, mirror=mirrored)
+    def _search_band(self, band: torch.Tensor, chunk: int = 128) -> Alignment:
+        assert self._search is not None
+        outs = [self._search.run(part) for part in band.split(chunk)]
+        return Alignment(*(torch.cat([getattr(o, f) for o in outs]) for f in ("distance", "angle", "shift",
+                                                                              "mirror")))
 
-    def _aligned(self, images: torch.Tensor, found: Alignment, labels: torch.Tensor) -> torch.Tensor:
+    def aligned(self, images: torch.Tensor, found: Alignment, labels: torch.Tensor) -> torch.Tensor:
+        """``images`` warped onto their reference ``labels`` with the poses ``found``."""
         rows = torch.arange(images.shape[0], device=self.device)
-        assert found.shift is not None
-        mirror = None if found.mirror is None else found.mirror[rows, labels]
-        return warp(images, found.angle[rows, labels], found.shift[rows, labels], mirror)
-
-    def _class_means(self, aligned: torch.Tensor, labels: torch.Tensor, k: int, distance: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Class means of aligned images; a class left (nearly) empty takes the worse half of the largest."""
-        labels = labels.clone()
-        counts = torch.bincount(labels, minlength=k)
-        for j in range(k):
-            if counts[j] >= 2:
-                continue
-            largest = int(counts.argmax())
-            members = torch.nonzero(labels == largest).flatten()
-            if members.numel() < 4:
-                continue
-            far = members[distance[members].argsort(descending=True)[: members.numel() // 2]]
-            labels[far] = j
-            counts = torch.bincount(labels, minlength=k)
-        means = (_class_sums(aligned, labels, k) / counts.clamp(min=1)[:, None, None]).float()
-        return means, counts.double().clamp(min=1.0)
-
-    def _recentre(self, image: torch.Tensor) -> torch.Tensor:
-        """``image`` shifted so that the centre of mass of its positive part sits at the box centre."""
-        weights = image.clamp(min=0.0)
-        total = float(weights.sum())
-        if total <= 0:
-            return image
-        coords = torch.arange(self.box, dtype=image.dtype, device=self.device) - self.box // 2
-        cx = float((weights.sum(0) * coords).sum()) / total
-        cy = float((weights.sum(1) * coords).sum()) / total
-        if abs(cx) < 0.5 and abs(cy) < 0.5:
-            return image
-        zero = torch.zeros(1, device=self.device)
-        return warp(image[None], zero, torch.tensor([[cx, cy]], device=self.device))[0]
+        return warp(images, found.angle[rows, labels], found.shift[rows, labels], found.mirror[rows, labels])
 
     def _update_references(self) -> None:
         assert self.prior is not None and self.prior_weight is not None and self.sums is not None
         assert self.counts is not None
         weight = self.prior_weight[:, None, None]
         refs = (self.prior.double() * weight + self.sums) / (weight + self.counts[:, None, None].double())
-        self._set_refs_only(refs.float())
+        self.set_search_references(refs.float())
 
     # -- streaming ----------------------------------------------------------------------------------------
     def partial_fit(self, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
@@ -378,15 +253,14 @@ class StreamingClassifier2D:
             raise ParameterError("the classifier has no basis/references yet: call initialize() (create mode) or "
                                  "fit_basis() and set_references() (update mode) first")
         assert self.sums is not None and self.counts is not None
-        images = self.preprocess(batch)
-        found = self.search(images)
+        images, band = self._prepare(batch)
+        found = self._search_band(band)
         labels = found.distance.argmin(dim=1)
-        aligned = self._aligned(images, found, labels)
-        self.sums += _class_sums(aligned, labels, self.counts.numel())
+        aligned = self.aligned(images, found, labels)
+        self.sums += class_sums(aligned, labels, self.counts.numel())
         self.counts += torch.bincount(labels, minlength=self.counts.numel())
         self._update_references()
         rows = torch.arange(images.shape[0], device=self.device)
-        assert found.shift is not None and found.mirror is not None
         out: dict[str, np.ndarray] = {"class": labels.cpu().numpy().astype(np.int32),
                "rotation": found.angle[rows, labels].cpu().numpy().astype(np.float32),
                "shift": found.shift[rows, labels].cpu().numpy().astype(np.float32),
@@ -446,7 +320,7 @@ class StreamingClassifier2D:
             if name in arrays:
                 setattr(self, name, torch.from_numpy(np.array(arrays[name])).to(dev))
         if "references" in arrays and self.basis is not None:
-            self._set_refs_only(torch.from_numpy(np.array(arrays["references"])).to(dev))
+            self.set_search_references(torch.from_numpy(np.array(arrays["references"])).to(dev))
         n = int(np.asarray(arrays["result_class"]).shape[0])
         self.results = {k: np.array(arrays[f"result_{k}"]) if f"result_{k}" in arrays else
                         np.full((n, 2) if k == "shift" else n, fill, dtype=dt) for k, (dt, fill) in _RESULTS.items()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Literal
 
 from perc_platform.errors import ParameterError
@@ -26,7 +25,11 @@ class Classify2DConfig:
         ``"create"``: classes from scratch (PCA basis and initial references from a training subset);
         ``"update"``: start from given references and keep their class identities.
     variance
-        Share of the training images' variance the PCA components cover (default 0.75).
+        Share of the training images' variance the PCA components cover (default 0.75), less the components
+        that ``denoise`` drops.
+    denoise
+        Estimate the noise level of the training images and drop the PCA components that do not rise above
+        it (Marchenko-Pastur margin; default on): at low SNR, components carrying only noise blur alignment.
     resolution
         Images are low-passed to this resolution (Angstrom, default 8), floored to ``2 * pixel_size``.
     training_size
@@ -50,7 +53,8 @@ class Classify2DConfig:
         Also try each particle mirrored (``y -> -y`` about its centre) against every class (default on);
         ``rlnIsFlip`` tells which particles were mirrored.
     angular_step
-        In-plane angles are scanned in steps of at most this many degrees, then refined by interpolation.
+        In-plane angles: a coarse scan of every reference, then steps of at most this many degrees around
+        the best candidates, refined by interpolation.
     reference_weight
         Update mode: how many particles a given reference counts for in its running average when the
         references come without class sizes (default 10).
@@ -61,6 +65,7 @@ class Classify2DConfig:
     classes: int = 50
     mode: Mode = "create"
     variance: float = 0.75
+    denoise: bool = True
     resolution: float = 8.0
     training_size: int = 1000
     init_iterations: int = 5
@@ -110,10 +115,6 @@ class Classify2DConfig:
         step = 1.0 if self.shift_step is None else self.shift_step / pixel_size
         largest = 0.05 * box if self.max_shift is None else self.max_shift / pixel_size
         return largest, step
-
-    def n_theta(self, n_m: int) -> int:
-        """Angles scanned per turn: at least ``360 / angular_step`` and enough for ``n_m`` frequencies."""
-        return max(math.ceil(360.0 / self.angular_step), 2 * n_m)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
