@@ -11,12 +11,20 @@ from ``perc_platform.ml.ParticleLoader`` in stream mode), mirror search and sub-
   classifier does, then clustered by k-means (NumPy, k-means++ with restarts) on their leading principal
   components into as many classes. The gap is what the alignment costs;
 * **speed** at 64 px and 20 classes: particles/s of the streaming phase, the share of it spent waiting for
-  the next batch, the loader alone, and the time for a million particles at the measured rate.
+  the next batch, the loader alone, and the time for a million particles at the measured rate; on CUDA too
+  when a GPU is present (``particles_s_gpu``, else null).
+
+The machine may be shared: the load average is printed with every figure, and ``--baseline DIR`` (another
+checkout of this repository, e.g. ``git archive <old commit>`` unpacked) runs that code's classification of the
+same stack *at the same moment* (both processes concurrently, ``--threads`` each) so the speed-up ratio does
+not depend on what else the machine is doing.
 
 The last output line is JSON: ``purity_16_views`` and ``purity_true_poses`` (per box), ``particles_s``,
-``data_wait_fraction``, ``particles_s_gpu`` (null: no GPU here), ``projected_1m_minutes``, and the settings.
+``data_wait_fraction``, ``particles_s_gpu``, ``projected_1m_minutes``, the baseline's rate and the ratio
+(null without ``--baseline``), the load averages, and the settings.
 
     python benchmarks/bench_classify.py [--particles 6000] [--purity-particles 1600] [--boxes 32 64 128]
+                                        [--threads N] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -115,6 +125,38 @@ def measure_purity(box: int, n: int, views_n: int, classes: int, training: int,
     return purity(result.assignments["class"].values, views.view), true_pose_purity(views, classes, pixel), seconds
 
 
+_SPEED_CODE = """
+import json, sys, torch
+torch.set_num_threads(int(sys.argv[3]))
+from perc_platform.datasets import open_particles
+from perc_platform.processing.classify2d import classify2d
+images = open_particles(sys.argv[1])
+images.attrs["pixel_size"] = 2.0
+r = classify2d(images, int(sys.argv[2]), batch_size=int(sys.argv[4]), device=sys.argv[5], seed=0,
+               training_size=int(sys.argv[6]), resolution=8.0)
+print(json.dumps({"particles_s": r.stats["particles_s"], "data_wait": r.stats["data_wait_share"],
+                  "init_seconds": r.stats["init_seconds"], "classes": r.assignments["class"].values.tolist()}))
+"""
+
+
+def speed_run(path: Path, args: argparse.Namespace, device: str, root: Path | None = None) -> subprocess.Popen[str]:
+    """The speed measurement in a subprocess (this checkout, or the one at ``root``): a Popen whose last output
+    line is JSON."""
+    env = dict(os.environ)
+    if root is not None:  # that checkout's package ahead of this one's
+        env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    command = [sys.executable, "-c", _SPEED_CODE, str(path), str(args.classes), str(args.threads), str(args.batch),
+               device, str(args.training)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=str(path.parent))
+
+
+def _finish(run: subprocess.Popen[str]) -> dict[str, object]:
+    out, _ = run.communicate()
+    if run.returncode != 0:
+        raise RuntimeError(f"speed run failed with exit code {run.returncode}")
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--particles", type=int, default=6000, help="particles of the speed run")
@@ -124,10 +166,13 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=16)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--training", type=int, default=1000)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of the speed runs (default: torch's choice; 1 each with --baseline)")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another checkout whose classify2d runs the same speed stack at the same time")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads is None:
+        args.threads = 1 if args.baseline is not None else torch.get_num_threads()
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -150,36 +195,55 @@ def main() -> None:
         t1 = time.perf_counter()
         count = sum(int(b["image"].shape[0]) for b in loader)
         loader_rate = count / (time.perf_counter() - t1)
+        path = folder / f"views_{SPEED_BOX}.mrcs"
+        load_speed = os.getloadavg()[0]
         t2 = time.perf_counter()
-        result = classify2d(images, args.classes, batch_size=args.batch, device="cpu", seed=0,
-                            training_size=args.training, resolution=RESOLUTION)
+        ours_run = speed_run(path, args, "cpu")
+        base_run = speed_run(path, args, "cpu", args.baseline) if args.baseline is not None else None
+        ours = _finish(ours_run)
         wall = time.perf_counter() - t2
-    stats = result.stats
-    rate = float(stats["particles_s"])
+        base = _finish(base_run) if base_run is not None else None
+        load_after = os.getloadavg()[0]
+        gpu = _finish(speed_run(path, args, "cuda")) if torch.cuda.is_available() else None
+    rate = float(ours["particles_s"])  # type: ignore[arg-type]
+    wait = float(ours["data_wait"])  # type: ignore[arg-type]
+    base_rate = None if base is None else float(base["particles_s"])  # type: ignore[arg-type]
+    gpu_rate = None if gpu is None else float(gpu["particles_s"])  # type: ignore[arg-type]
+    speed_purity = purity(np.asarray(ours["classes"]), views.view)
     rows += [
         ("speed run", f"{args.particles} x {SPEED_BOX}x{SPEED_BOX} float32, {args.views} views, SNR 0.1, "
-                      f"{args.classes} classes, batch {args.batch}, mirror + sub-pixel"),
-        ("torch threads / load average", f"{torch.get_num_threads()} / {load:.2f} at start, "
-                                         f"{os.getloadavg()[0]:.2f} at end"),
+                      f"{args.classes} classes, batch {args.batch}, mirror + sub-pixel, {args.threads} thread(s)"),
+        ("load average", f"{load:.2f} at start, {load_speed:.2f} at the speed run, {load_after:.2f} after it"),
         ("simulate + write stack", f"{made:.1f} s"),
         ("loader alone (stream mode)", f"{loader_rate:,.0f} particles/s"),
-        ("training (PCA + initial classes)", f"{stats['init_seconds']:.1f} s on {args.training} particles"),
-        ("streaming classification", f"{rate:,.1f} particles/s over {stats['seconds']:.1f} s"),
-        ("waiting for data", f"{100 * stats['data_wait_share']:.2f}% of the streaming time"),
-        ("whole run", f"{wall:.1f} s ({args.particles / wall:,.1f} particles/s including training)"),
+        ("training (PCA + initial classes)", f"{float(ours['init_seconds']):.1f} s on {args.training} particles"),  # type: ignore[arg-type]
+        ("streaming classification", f"{rate:,.1f} particles/s"),
+        ("waiting for data", f"{100 * wait:.2f}% of the streaming time"),
+        ("whole speed run", f"{wall:.1f} s"),
         ("1M particles at this rate", f"{1e6 / rate / 60:.1f} min"),
-        ("purity of the speed run", f"{purity(result.assignments['class'].values, views.view):.3f}"),
+        ("purity of the speed run", f"{speed_purity:.3f}"),
     ]
+    if base_rate is not None:
+        rows.append((f"baseline {args.baseline}", f"{base_rate:,.1f} particles/s at the same time: "
+                                                  f"{rate / base_rate:.2f}x"))
+    if gpu_rate is not None:
+        rows.append(("streaming classification, CUDA", f"{gpu_rate:,.1f} particles/s"))
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     print(json.dumps({"purity_16_views": purities, "purity_true_poses": bounds,
-                      "particles_s": round(rate, 1), "data_wait_fraction": round(stats["data_wait_share"], 4),
-                      "particles_s_gpu": None, "projected_1m_minutes": round(1e6 / rate / 60, 1),
-                      "loader_particles_s": round(loader_rate, 1), "init_seconds": round(stats["init_seconds"], 2),
+                      "particles_s": round(rate, 1), "data_wait_fraction": round(wait, 4),
+                      "particles_s_gpu": None if gpu_rate is None else round(gpu_rate, 1),
+                      "projected_1m_minutes": round(1e6 / rate / 60, 1),
+                      "projected_1m_minutes_gpu": None if gpu_rate is None else round(1e6 / gpu_rate / 60, 2),
+                      "baseline_particles_s": None if base_rate is None else round(base_rate, 1),
+                      "speedup_vs_baseline": None if base_rate is None else round(rate / base_rate, 2),
+                      "loader_particles_s": round(loader_rate, 1),
+                      "init_seconds": round(float(ours["init_seconds"]), 2),  # type: ignore[arg-type]
                       "classes": args.classes, "views": args.views, "box": SPEED_BOX, "particles": args.particles,
                       "purity_particles": args.purity_particles, "mirror": True, "subpixel": True,
-                      "threads": torch.get_num_threads(), "load_average": round(load, 2)}))
+                      "threads": args.threads, "load_average": round(load, 2),
+                      "load_average_speed_run": [round(load_speed, 2), round(load_after, 2)]}))
 
 
 if __name__ == "__main__":

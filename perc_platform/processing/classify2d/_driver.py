@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import xarray as xr
 
 from perc_platform.conventions import validate_particles
 from perc_platform.errors import DataNotFoundError, ParameterError
+from perc_platform.processing.classify2d._batches import batch_source, handed_out, run_segments, training_images
 from perc_platform.processing.classify2d._classifier import CTF_COLUMNS, StreamingClassifier2D
 from perc_platform.processing.classify2d._config import Classify2DConfig
 from perc_platform.processing.classify2d._outputs import (
@@ -87,91 +88,6 @@ def load_classification(folder: str | os.PathLike[str], device: str | torch.devi
                                 optics=meta.get("optics"), device=device)
     clf.load_state_dict(state)
     return _result(clf, meta.get("n_particles"), None, dict(meta.get("stats", {})))
-
-
-# -- batches ----------------------------------------------------------------------------------------------
-class _SequentialBatches:
-    """The fallback batch source: consecutive slices of the DataArray, resumable by batch number."""
-
-    def __init__(self, images: xr.DataArray, batch_size: int, columns: list[str],
-                 segment: tuple[int, int] | None = None) -> None:
-        self.images, self.batch_size, self.columns = images, int(batch_size), columns
-        self.start, self.stop = segment if segment is not None else (0, int(images.shape[0]))
-        self.next = 0
-
-    def __len__(self) -> int:
-        return -(-(self.stop - self.start) // self.batch_size)
-
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        while self.start + self.next * self.batch_size < self.stop:
-            a = self.start + self.next * self.batch_size
-            b = min(self.stop, a + self.batch_size)
-            batch = {"image": torch.from_numpy(np.ascontiguousarray(self.images[a:b].values, dtype=np.float32)),
-                     "index": torch.arange(a, b)}
-            for c in self.columns:
-                batch[c] = torch.from_numpy(np.asarray(self.images.coords[c].values[a:b], dtype=np.float64))
-            self.next += 1
-            yield batch
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"next": self.next}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.next = int(state["next"])
-
-    def set_epoch(self, epoch: int) -> None:
-        self.next = 0
-
-
-def _batch_source(images: xr.DataArray, batch_size: int, device: torch.device, seed: int, shuffle: bool,
-                  columns: list[str], loader: str, segment: tuple[int, int]) -> Any:
-    """Batches of the particles ``segment[0] <= i < segment[1]`` (``index`` holds their global positions)."""
-    if loader not in ("auto", "particle_loader", "sequential"):
-        raise ParameterError(f"loader={loader!r}: use 'auto', 'particle_loader' or 'sequential'")
-    if loader != "sequential":
-        try:
-            from perc_platform.ml import ParticleLoader
-        except ImportError:
-            if loader == "particle_loader":
-                raise
-        else:
-            return ParticleLoader(images, batch_size, mode="stream", device=device, seed=seed, shuffle=shuffle,
-                                  metadata=columns, split=np.arange(*segment))
-    return _SequentialBatches(images, batch_size, columns, segment)
-
-
-def _segments(saved: list[list[int]] | None, n: int, where: Path | None) -> list[tuple[int, int]]:
-    """The run's segments of particle positions: the saved ones, plus the particles that arrived since."""
-    if not saved:
-        return [(0, n)]
-    segments = [(int(a), int(b)) for a, b in saved]
-    last = segments[-1][1]
-    if n < last:
-        raise ParameterError(f"{where}: the saved run covers {last} particles but only {n} are given now; a "
-                             "resumed run needs the same particles (in the same order), new ones appended at the end")
-    if n > last:
-        segments.append((last, n))
-    return segments
-
-
-def _training_images(clf: StreamingClassifier2D, source: Any, size: int) -> torch.Tensor:
-    """Preprocessed images of the first ``size`` particles to arrive (then the source starts over)."""
-    parts, have = [], 0
-    stream = iter(source)
-    try:
-        for batch in stream:
-            parts.append(clf.preprocess(batch))
-            have += parts[-1].shape[0]
-            if have >= size:
-                break
-    finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
-    source.set_epoch(0)
-    if not parts:
-        raise ParameterError("no particles to train on: the selection is empty")
-    return torch.cat(parts)[:size]
 
 
 def _references_from(references: Any) -> tuple[np.ndarray, Any, dict[str, Any] | None, bool]:
@@ -257,9 +173,9 @@ def classify2d(images: xr.DataArray, classes: int = 50, *, mode: str = "create",
         stats.update(saved_meta.get("stats", {}))
     # older states (one segment of n_particles) resume as that segment
     old = [[0, int(saved_meta["n_particles"])]] if saved_meta and "segments" not in saved_meta else None
-    segments = _segments(saved_meta.get("segments", old), n, folder)
+    segments = run_segments(saved_meta.get("segments", old), n, folder)
     current = int(saved_meta.get("segment", 0))
-    source = _batch_source(images, batch_size, dev, seed, shuffle, columns, loader,
+    source = batch_source(images, batch_size, dev, seed, shuffle, columns, loader,
                            segments[min(current, len(segments) - 1)])
     if saved_meta:
         if current < len(segments) and saved_meta.get("loader"):
@@ -269,7 +185,7 @@ def classify2d(images: xr.DataArray, classes: int = 50, *, mode: str = "create",
         if ref_state is not None:  # update mode from a previous run: the same PCA space
             clf.load_state_dict(_basis_only(ref_state, n))
         if config.mode == "create" or clf.basis is None:
-            training = _training_images(clf, source, config.training_size)
+            training = training_images(clf, source, config.training_size)
             if config.mode == "create":
                 clf.initialize(training)
             else:
@@ -281,7 +197,7 @@ def classify2d(images: xr.DataArray, classes: int = 50, *, mode: str = "create",
         stats["init_seconds"] = time.perf_counter() - start
     stopped = False
     while current < len(segments) and not stopped:
-        total_batches = clf.batches_done + len(source) - _handed_out(source)
+        total_batches = clf.batches_done + len(source) - handed_out(source)
         stream = iter(source)
         while True:
             if max_batches is not None and clf.batches_done >= max_batches:
@@ -297,7 +213,7 @@ def classify2d(images: xr.DataArray, classes: int = 50, *, mode: str = "create",
             stats["wait_seconds"] += t1 - t0
             stats["seconds"] += t2 - t0
             stats["particles"] = clf.particles_done
-            done_segment = _handed_out(source) >= len(source)
+            done_segment = handed_out(source) >= len(source)
             info = {"batches_done": clf.batches_done, "batches": total_batches,
                     "particles_done": clf.particles_done,
                     "particles_s": clf.particles_done / max(stats["seconds"], 1e-9),
@@ -320,7 +236,7 @@ def classify2d(images: xr.DataArray, classes: int = 50, *, mode: str = "create",
         if not stopped:
             current += 1
             if current < len(segments):
-                source = _batch_source(images, batch_size, dev, seed, shuffle, columns, loader, segments[current])
+                source = batch_source(images, batch_size, dev, seed, shuffle, columns, loader, segments[current])
     stats["particles_s"] = clf.particles_done / max(stats["seconds"], 1e-9) if stats["seconds"] else 0.0
     stats["data_wait_share"] = stats["wait_seconds"] / max(stats["seconds"], 1e-9) if stats["seconds"] else 0.0
     stats["segments"] = [list(g) for g in segments]
@@ -328,14 +244,6 @@ def classify2d(images: xr.DataArray, classes: int = 50, *, mode: str = "create",
     if folder is not None:
         result.write(folder, _names(images))
     return result
-
-
-def _handed_out(source: Any) -> int:
-    """Batches of the source's current pass already handed out (from its resumable state)."""
-    state = source.state_dict()
-    if "next" in state:
-        return int(state["next"])
-    return int(sum(state.get("consumed", {}).values()))
 
 
 def _basis_only(state: dict[str, Any], n: int) -> dict[str, Any]:
