@@ -15,8 +15,13 @@ loopback archive (real HTTP on 127.0.0.1, Range supported), then opened through 
    ``--repeats`` runs each; the median of the per-pair ratios is printed too (steadier on a busy machine).
    The generic fsspec/aiohttp read path (used when storage_options are given) is timed alongside.
 
-Last line: JSON with bytes_ratio, isel_bytes_ratio, whole_file_bytes_ratio, remote_local_speed_ratio (and the
-raw figures).
+3. Random access over the loopback server in its own process, opening included, median of ``--repeats``: 1%
+   of the particles at random and one particle, read by ``select_particles`` in this (warm) process and in a
+   fresh subprocess (``fresh_img_s``: open + read, imports not counted), against plain fsspec (header with
+   ``cat_file``, then ``cat_ranges`` of the same particles) in the same run; ``open_s`` is ``open_particles``.
+
+Last line: JSON with bytes_ratio, isel_bytes_ratio, whole_file_bytes_ratio, remote_local_speed_ratio, open_s,
+fresh_img_s (and the raw figures).
 """
 
 from __future__ import annotations
@@ -50,6 +55,66 @@ def sequential_pass(images) -> tuple[float, int]:  # type: ignore[no-untyped-def
     sizes = data.map_blocks(lambda b: np.array([[[b.nbytes]]]), chunks=(1, 1, 1), dtype=np.int64)
     (total,) = dask.compute(sizes.sum(), scheduler="threads")
     return time.perf_counter() - started, int(total)
+
+
+FRESH = """
+import json, sys, time
+import numpy as np
+import perc_platform as pp
+from perc_platform.datasets import select_particles
+picks = np.array(json.loads(sys.argv[2]), dtype=np.int64)
+t0 = time.perf_counter()
+images = pp.open_particles(sys.argv[1])
+t1 = time.perf_counter()
+total = float(select_particles(images, picks).values.sum())
+t2 = time.perf_counter()
+print(json.dumps({"open_s": t1 - t0, "read_s": t2 - t1, "total": total}))
+"""
+
+
+def fsspec_read(url: str, picks: np.ndarray, image_bytes: int) -> float:
+    """Plain fsspec, as the peer harness's ``fsspec_ranges``: the header, then ``cat_ranges`` of the picks."""
+    import fsspec
+
+    fs = fsspec.filesystem("http")
+    header = fs.cat_file(url, start=0, end=1024)
+    starts = [len(header) + int(i) * image_bytes for i in picks]
+    blobs = fs.cat_ranges([url] * len(starts), starts, [s + image_bytes for s in starts])
+    return float(sum(np.frombuffer(b, np.float32).sum(dtype=np.float64) for b in blobs))
+
+
+def random_access(url: str, n: int, image_bytes: int, repeats: int) -> dict[str, float]:
+    """1 % and one particle at random from ``url``: perc (warm, and a fresh process) against plain fsspec."""
+    import perc_platform as pp
+    from perc_platform.datasets import select_particles
+
+    rng = np.random.default_rng(2)
+    out: dict[str, list[float]] = {k: [] for k in ("open", "perc", "perc_1", "fsspec", "fsspec_1", "fresh_open",
+                                                   "fresh")}
+    for _ in range(repeats):
+        picks = np.sort(rng.choice(n, n // 100, replace=False))
+        one = rng.integers(n, size=1)
+        for name, idx in (("perc", picks), ("perc_1", one)):
+            started = time.perf_counter()
+            images = pp.open_particles(url)
+            opened = time.perf_counter()
+            select_particles(images, idx).values.sum()
+            out[name].append(time.perf_counter() - started)
+            out["open"].append(opened - started)
+        for name, idx in (("fsspec", picks), ("fsspec_1", one)):
+            started = time.perf_counter()
+            fsspec_read(url, idx, image_bytes)
+            out[name].append(time.perf_counter() - started)
+        fresh = subprocess.run([sys.executable, "-c", FRESH, url, json.dumps(picks.tolist())], check=True,
+                               capture_output=True, text=True)
+        figures = json.loads(fresh.stdout.strip().splitlines()[-1])
+        out["fresh_open"].append(figures["open_s"])
+        out["fresh"].append(figures["open_s"] + figures["read_s"])
+    med = {k: float(np.median(v)) for k, v in out.items()}
+    k = n // 100
+    return {"open_s": med["open"], "img_s": k / med["perc"], "fsspec_img_s": k / med["fsspec"],
+            "fresh_open_s": med["fresh_open"], "fresh_img_s": k / med["fresh"], "one_s": med["perc_1"],
+            "fsspec_one_s": med["fsspec_1"]}
 
 
 def main() -> None:
@@ -114,6 +179,7 @@ def main() -> None:
             in_process = images
             # The generic fsspec/aiohttp path (taken when storage_options are given), for comparison.
             via_fsspec = pp.open_particles(images.attrs["stack_files"][0], storage_options={"client_kwargs": {}})
+            random = random_access(f"{own_url}/{stack.name}", n, image_bytes, args.repeats)
             sequential_pass(local_images)
             remote_times, local_times, fsspec_times, in_process_times = [], [], [], []
             for _ in range(args.repeats):
@@ -150,13 +216,24 @@ def main() -> None:
     print(f"per-pair remote/local ratios: {', '.join(f'{p:.2f}' for p in pairs)} (median {paired:.2f}); "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"bytes ratio {moved / needed:.4f} (target <= 1.05); remote/local speed {ratio:.2f} (target >= 0.5)")
+    print(f"1% random over loopback, open included (median of {args.repeats}): perc {random['img_s']:.0f} img/s, "
+          f"fsspec cat_ranges {random['fsspec_img_s']:.0f} img/s = {random['img_s'] / random['fsspec_img_s']:.2f}x; "
+          f"fresh process {random['fresh_img_s']:.0f} img/s (open {1e3 * random['fresh_open_s']:.1f} ms, "
+          f"warm {1e3 * random['open_s']:.1f} ms); one particle: perc {1e3 * random['one_s']:.1f} ms, fsspec "
+          f"{1e3 * random['fsspec_one_s']:.1f} ms = {random['one_s'] / random['fsspec_one_s']:.2f}x")
     print(json.dumps({"bytes_ratio": round(moved / needed, 4),
                       "isel_bytes_ratio": round(isel_moved / (few.size * image_bytes), 4),
                       "whole_file_bytes_ratio": round(whole_moved / needed, 1),
                       "remote_local_speed_ratio": round(ratio, 3), "paired_median_ratio": round(paired, 3),
                       "header_bytes": header_bytes, "fsspec_mb_s": round(size_mb / min(fsspec_times), 1),
                       "remote_mb_s": round(remote_mb_s, 1), "local_mb_s": round(local_mb_s, 1),
-                      "in_process_server_ratio": round(min(local_times) / min(in_process_times), 3)}))
+                      "in_process_server_ratio": round(min(local_times) / min(in_process_times), 3),
+                      "open_s": round(random["open_s"], 5), "fresh_open_s": round(random["fresh_open_s"], 5),
+                      "fresh_img_s": round(random["fresh_img_s"], 1), "random_img_s": round(random["img_s"], 1),
+                      "fsspec_random_img_s": round(random["fsspec_img_s"], 1),
+                      "one_particle_s": round(random["one_s"], 5),
+                      "fsspec_one_particle_s": round(random["fsspec_one_s"], 5),
+                      "load_average": round(os.getloadavg()[0], 2)}))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ consecutive images coalesce into one ranged read).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ import dask.local
 import dask.threaded
 import numpy as np
 import xarray as xr
+from dask._task_spec import DataNode, Task, TaskRef
+from dask.array.core import getter
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
@@ -102,13 +105,18 @@ def lazy_particles(array: StackArray, chunk_size: int | None = None) -> da.Array
     _fused_reads.install()
     chunks = block_plan(array.file_ids, array.local, array.frame_bytes, chunk_size)
     name = f"{READ_PREFIX}{array.format}-" + tokenize([f.url for f in array.files], array.file_ids, array.local, chunks)
-    data = da.from_array(array, chunks=(chunks, (array.shape[1],), (array.shape[2],)), name=name,
-                         meta=np.empty((0, 0, 0), dtype=array.dtype), asarray=False, fancy=True)
-    # A Blockwise read layer is fused into whatever consumes it (a reduction's chunk step), and the Dask
-    # dashboard would name those tasks after the consumer only; materialised, the reads stay visible there
-    # as perc-read-<format> tasks (task prefixes come from key names).
-    layers = {k: MaterializedLayer(dict(v)) if k == name else v for k, v in data.dask.layers.items()}
-    return _LazyStack(HighLevelGraph(layers, data.dask.dependencies), name, data.chunks, meta=data._meta)
+    # The graph ``da.from_array(array, chunks, asarray=False, fancy=True)`` makes, built directly (its
+    # blockwise machinery cost more than the rest of opening a stack). The reads stay a materialised layer:
+    # a Blockwise read layer would be fused into whatever consumes it, and the Dask dashboard would name
+    # those tasks after the consumer only; here they stay visible as perc-read-<format> tasks.
+    original, (ny, nx) = f"original-{name}", array.shape[1:]
+    bounds = np.concatenate([[0], np.cumsum(chunks)]).tolist()
+    reads = {(name, i, 0, 0): Task((name, i, 0, 0), getter, TaskRef(original),
+                                   DataNode(None, (slice(a, b), slice(0, ny), slice(0, nx))), asarray=False, lock=False)
+             for i, (a, b) in enumerate(itertools.pairwise(bounds))}
+    graph = HighLevelGraph({original: MaterializedLayer({original: array}), name: MaterializedLayer(reads)},
+                           {original: set(), name: {original}})
+    return _LazyStack(graph, name, (chunks, (ny,), (nx,)), meta=np.empty((0, 0, 0), dtype=array.dtype))
 
 
 def select_particles(images: xr.DataArray, indices: Sequence[int] | np.ndarray | slice,

@@ -12,6 +12,7 @@ import pytest
 from perc_platform.errors import RemoteError
 from perc_platform.storage import _http_ranges, read_bytes, read_ranges_into
 from perc_platform.storage.policy import grant_host
+from perc_platform.storage.ranges import read_runs_into
 from perc_platform.testing import Response
 from tests.storage.conftest import settled_count
 
@@ -105,3 +106,21 @@ def test_far_apart_ranges_are_asked_for_one_by_one(blob: Path, server_factory) -
     assert all(buf.tobytes() == raw[s:s + n] for (s, n), buf in zip(ranges, buffers, strict=True))
     assert settled_count(srv, "/blob.bin", expected=len(ranges)) == len(ranges)
     assert srv.bytes_sent == 1000 * len(ranges)
+
+
+def test_many_runs_are_one_coalesced_read_straight_into_the_views(blob: Path, server_factory) -> None:
+    srv = server_factory(blob.parent)
+    grant_host(srv.url)
+    raw = np.frombuffer(blob.read_bytes(), np.uint8)
+    slabs = [np.empty((3, 100), np.uint8), np.empty((2, 100), np.uint8), np.empty((1, 100), np.uint8)]
+    # run 1: 300 bytes at 1,000 into slab 0; run 2: 200 + 100 bytes at 200,000 into slabs 1 and 2
+    runs = [(1_000, [slabs[0]]), (200_000, [slabs[1], slabs[2]])]
+    for url in (str(blob), f"{srv.url}/blob.bin"):
+        for slab in slabs:
+            slab.fill(0)
+        srv.reset_counts()
+        read_runs_into(url, runs)
+        np.testing.assert_array_equal(slabs[0].ravel(), raw[1_000:1_300])
+        np.testing.assert_array_equal(np.concatenate([slabs[1].ravel(), slabs[2].ravel()]), raw[200_000:200_300])
+    assert settled_count(srv, "/blob.bin", expected=2) == 2  # one request per run, both from one call
+    assert srv.bytes_sent == 600
