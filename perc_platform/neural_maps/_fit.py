@@ -18,7 +18,7 @@ from perc_platform.conventions import validate_volume
 from perc_platform.errors import InputError, ParameterError
 from perc_platform.neural_maps._neural_map import NeuralMap
 from perc_platform.neural_maps._regions import tile_map
-from perc_platform.neural_maps._siren import SirenConfig
+from perc_platform.neural_maps._siren import SirenConfig, init_siren
 from perc_platform.neural_maps._spline import residual_targets
 from perc_platform.neural_maps._train import FitSettings, ProgressFn, fit_regions, region_seed
 from perc_platform.processing._tasks import active_client, finished
@@ -70,6 +70,10 @@ def fit_neural_map(density: xr.DataArray, *, config: SirenConfig | None = None,
     region, fitted to the band-limited (Fourier) interpolation at the half voxels (``subdivisions=2``).
     The voxel error is then that of the spline (about 1e-7) and the SIREN only corrects between voxels.
     Default SIREN: :data:`RESIDUAL_SIREN` (2 x 64) over the base, the reference's 4 x 256 without one.
+    ``base="fourier"``: the spline goes through the map's band-limited (Fourier) refinement to half voxels
+    instead, which is the SIREN's training target: nothing is left to fit, so no SIREN is fitted (zero
+    residuals, ``stopped="nothing_to_fit"``); upsampling by 2 then equals Fourier zero-padding of the
+    mirrored map, which beats cubic splines (``benchmarks/bench_neural.py``, README).
     ``base="none"``: the SIREN alone fits the voxels (the reference design; far slower and less accurate:
     see the README's table). After the fit each region's voxel MAE is in ``attrs["region_stats"]``; regions
     above ``target_mae`` are listed in ``attrs["regions_above_target"]`` and named in a warning.
@@ -102,24 +106,30 @@ def fit_neural_map(density: xr.DataArray, *, config: SirenConfig | None = None,
         settings = FitSettings(**{**settings.to_dict(), **fit_options})
     report: ProgressFn = print_progress if progress is True else (progress or _log_progress)
 
-    if base not in ("cubic", "none"):
-        raise ParameterError(f"base={base!r}: use 'cubic' (spline + SIREN residual) or 'none' (SIREN alone)")
+    if base not in ("cubic", "fourier", "none"):
+        raise ParameterError(f"base={base!r}: use 'cubic' (spline + SIREN residual), 'fourier' (band-limited "
+                             "base, no SIREN fit) or 'none' (SIREN alone)")
     values, value_range = normalise_map(np.asarray(density.values, dtype=np.float64))
     if min(values.shape) < 4:
         raise InputError(f"the map {values.shape} is too small to fit; it needs >= 4 voxels along each axis")
     tiling = tile_map(values.shape, max_region, overlap)
-    residual = base == "cubic"
-    if residual:
+    residual = base in ("cubic", "fourier")
+    if base == "fourier":
+        blocks: list[np.ndarray] = []  # the base passes through the half-voxel targets already: nothing left to fit
+    elif residual:
         blocks = residual_targets(values, tiling.region_slices(), settings.subdivisions)
     else:
         blocks = [np.ascontiguousarray(values[s]) for s in tiling.region_slices()]
-    seeds = [region_seed(settings.seed, r) for r in range(len(blocks))]
+    seeds = [region_seed(settings.seed, r) for r in range(tiling.n_regions)]
 
     start = time.perf_counter()
     if device is None and client is None and torch.cuda.is_available():
         device = "cuda"
     cluster = None if device is not None else (client if client is not None else active_client())
-    if cluster is not None:
+    if base == "fourier":
+        mode = "no SIREN fit (fourier base)"
+        params, stats = _idle_residuals(config, seeds)
+    elif cluster is not None:
         mode = "dask"
         params, stats = _fit_on_cluster(cluster, blocks, seeds, config, settings, regions_per_task, report,
                                         residual)
@@ -134,7 +144,7 @@ def fit_neural_map(density: xr.DataArray, *, config: SirenConfig | None = None,
         params = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
         stats = [s for p in parts for s in p[1]]
     elapsed = time.perf_counter() - start
-    report(len(blocks), len(blocks), f"fitted {len(blocks)} regions ({mode}) in {elapsed:.1f} s")
+    report(len(seeds), len(seeds), f"fitted {len(seeds)} regions ({mode}) in {elapsed:.1f} s")
 
     voxel = tuple(float(v) for v in density.attrs.get("voxel_size") or _voxel_from_coords(density))
     origin = tuple(float(density.coords[d].values[0]) for d in ("x", "y", "z"))
@@ -143,8 +153,8 @@ def fit_neural_map(density: xr.DataArray, *, config: SirenConfig | None = None,
     mean, sd = float(values.mean()), float(values.std())
     refit = [r for r, s in enumerate(stats) if s.get("refit_float32")]
     precisions = sorted({str(s.get("precision", "float32")) for s in stats})
-    line = (f"fitted neural map: {len(blocks)} regions of <= {max_region}^3 (overlap {overlap}), "
-            f"{'cubic spline + ' if residual else ''}SIREN {config.hidden_layers}x{config.hidden_width} "
+    line = (f"fitted neural map: {len(seeds)} regions of <= {max_region}^3 (overlap {overlap}), "
+            f"{base + ' spline + ' if residual else ''}SIREN {config.hidden_layers}x{config.hidden_width} "
             f"omega_0={config.omega_0}, {mode}, {'/'.join(precisions)}"
             f"{f' (regions {refit} refitted in float32 after mixed precision)' if refit else ''}, {elapsed:.1f} s")
     if refit:
@@ -155,9 +165,19 @@ def fit_neural_map(density: xr.DataArray, *, config: SirenConfig | None = None,
                  normalised_mean=mean, normalised_sd=sd, base=base, precision=precisions,
                  regions_refit_float32=refit)
     nmap = NeuralMap(params, config, tiling, origin, voxel, value_range, attrs,  # type: ignore[arg-type]
-                     base=values if residual else None)
+                     base=values if residual else None, base_kind="fourier" if base == "fourier" else "cubic")
     _score_regions(nmap, values, settings.target_mae)
     return nmap
+
+
+def _idle_residuals(config: SirenConfig, seeds: list[int]) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+    """Zero SIREN residuals (the ``"fourier"`` base alone), with the per-region record of a fit."""
+    params = {k: v.numpy() for k, v in init_siren(config, seeds).items()}
+    for name in (f"w{config.hidden_layers}", f"b{config.hidden_layers}"):
+        params[name][:] = 0.0
+    stats = [{"steps": 0, "mae": 0.0, "mse": 0.0, "stopped": "nothing_to_fit", "residual_dropped": True,
+              "seconds": 0.0, "points": 0, "precision": "float32", "refit_float32": False} for _ in seeds]
+    return params, stats
 
 
 def _score_regions(nmap: NeuralMap, values: np.ndarray, target: float) -> None:

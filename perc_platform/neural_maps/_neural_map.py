@@ -44,6 +44,9 @@ class NeuralMap:
     base
         The normalised voxels ``(z, y, x)`` whose cubic B-spline the SIRENs are residuals over, or ``None``
         (the SIRENs alone are the map).
+    base_kind
+        ``"cubic"``: the spline through the voxels; ``"fourier"``: through their band-limited (Fourier)
+        refinement to half voxels, so the map is Fourier zero-padding at every half voxel.
 
     Which to use for what (numbers in the README and ``benchmarks/bench_neural.py``): on the voxels, the
     map equals its spline base; between voxels, the SIREN residual is fitted to the map's band-limited
@@ -55,7 +58,7 @@ class NeuralMap:
     def __init__(self, params: Mapping[str, torch.Tensor | np.ndarray], config: SirenConfig, tiling: Tiling,
                  origin: tuple[float, float, float], voxel_size: tuple[float, float, float],
                  value_range: tuple[float, float], attrs: dict[str, Any] | None = None,
-                 base: np.ndarray | None = None) -> None:
+                 base: np.ndarray | None = None, base_kind: str = "cubic") -> None:
         self.params = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in params.items()}
         self.config = config
         self.tiling = tiling
@@ -67,7 +70,11 @@ class NeuralMap:
         self._bounds = tiling.region_bounds()
         if base is not None and tuple(np.shape(base)) != tuple(tiling.shape):
             raise FormatError(f"the spline base {np.shape(base)} does not match the tiling {tiling.shape}")
-        self.base = None if base is None else SplineBase(np.asarray(base, dtype=np.float32))
+        if base_kind not in ("cubic", "fourier"):
+            raise ParameterError(f"base_kind={base_kind!r}: use 'cubic' or 'fourier'")
+        self.base_kind = base_kind
+        self.base = None if base is None else SplineBase(np.asarray(base, dtype=np.float32),
+                                                         refine=2 if base_kind == "fourier" else 1)
         last = self.params[f"w{config.hidden_layers}"].abs().sum(dim=(1, 2)) + \
             self.params[f"b{config.hidden_layers}"].abs().sum(dim=(1, 2))
         self._residual = [base is None or bool(v > 0) for v in last.tolist()]
@@ -242,6 +249,7 @@ class NeuralMap:
         """Everything but the weights and the base, as JSON-ready data."""
         return {"siren": self.config.to_dict(), "tiling": self.tiling.to_dict(), "origin": list(self.origin),
                 "voxel_size": list(self.voxel_size), "value_range": list(self.value_range),
+                "base_kind": self.base_kind,
                 "attrs": _jsonable(self.attrs)}
 
     def save(self, path: str | os.PathLike[str], *, precision: str = "uint16") -> Path:
@@ -262,7 +270,8 @@ class NeuralMap:
 
         meta, params, base = load_neural_map(Path(path))
         nmap = cls(dict(params), SirenConfig(**meta["siren"]), Tiling.from_dict(meta["tiling"]), tuple(meta["origin"]),
-                   tuple(meta["voxel_size"]), tuple(meta["value_range"]), dict(meta.get("attrs", {})), base=base)
+                   tuple(meta["voxel_size"]), tuple(meta["value_range"]), dict(meta.get("attrs", {})), base=base,
+                   base_kind=meta.get("base_kind", "cubic"))
         return nmap.to(device)
 
     def copy(self) -> NeuralMap:

@@ -3,6 +3,10 @@
 The coefficients come from ``scipy.ndimage.spline_filter`` (mirror boundary), so the base agrees with
 ``scipy.ndimage.map_coordinates(values, indices, order=3, mode="mirror")``; it is evaluated here in torch
 (rather than with scipy) so autograd gives its gradient at any point, which the density graph climbs.
+
+With ``refine=2`` (the ``"fourier"`` base) the spline goes through the map's band-limited interpolation
+on the half-voxel grid (:func:`band_limited_refinement`) instead: it still passes through every voxel,
+and at every half voxel it equals Fourier zero-padding of the map.
 """
 
 from __future__ import annotations
@@ -11,24 +15,35 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import ndimage
+from scipy import ndimage, signal
 
-from perc_platform.errors import InputError
+from perc_platform.errors import InputError, ParameterError
 
-__all__ = ["SplineBase"]
+__all__ = ["FOURIER_PAD", "SplineBase", "band_limited_refinement"]
 
 _PAD = 2  # the four B-spline taps around a point inside [0, n - 1] reach one voxel below and two above
+#: Voxels of mirrored map around the map before its Fourier refinement, so that the FFT's periodic
+#: wrap-around does not bring the opposite face into the edge voxels (16 was best of 4, 8, 16 in the sweep
+#: in benchmarks/results/neural.md).
+FOURIER_PAD = 16
 
 
 class SplineBase:
-    """Cubic B-spline of ``values`` ``(z, y, x)``, evaluated at continuous voxel indices ``(N, 3)``."""
+    """Cubic B-spline of ``values`` ``(z, y, x)``, evaluated at continuous voxel indices ``(N, 3)``.
 
-    def __init__(self, values: np.ndarray) -> None:
+    ``refine``: 1, the spline through the voxels; 2, through their band-limited refinement to half voxels.
+    """
+
+    def __init__(self, values: np.ndarray, refine: int = 1) -> None:
         data = np.asarray(values, dtype=np.float32)
         if data.ndim != 3 or min(data.shape) < 2:
             raise InputError(f"a spline base needs a 3-D map at least 2 voxels along each axis, got {data.shape}")
+        if refine not in (1, 2):
+            raise ParameterError(f"refine={refine}: use 1 (the voxels) or 2 (their band-limited half voxels)")
         self.values = data
-        coefficients = ndimage.spline_filter(data.astype(np.float64), order=3, mode="mirror")
+        self.refine = refine
+        grid = data.astype(np.float64) if refine == 1 else band_limited_refinement(data)
+        coefficients = ndimage.spline_filter(grid, order=3, mode="mirror")
         padded = np.pad(coefficients, _PAD, mode="reflect")  # numpy 'reflect' is scipy's 'mirror'
         self._coefficients = torch.from_numpy(padded.astype(np.float32))
         self._strides = torch.tensor([padded.shape[1] * padded.shape[2], padded.shape[2], 1])
@@ -46,7 +61,7 @@ class SplineBase:
         """Values at indices ``u`` ``(N, 3)`` (z, y, x), clamped to the map; differentiable in ``u``."""
         upper = torch.tensor([n - 1 for n in self.shape], dtype=u.dtype, device=u.device)
         inside = ((u >= 0) & (u <= upper)).to(u.dtype)  # the clamped value does not move outside the map
-        u = torch.minimum(torch.maximum(u, torch.zeros_like(upper)), upper)
+        u = torch.minimum(torch.maximum(u, torch.zeros_like(upper)), upper) * self.refine
         return _SplineValue.apply(u, inside, self._coefficients.to(u.device), self._strides.to(u.device))
 
 
@@ -95,6 +110,18 @@ def _bspline_derivatives(t: torch.Tensor) -> torch.Tensor:
     one = 1.0 - t
     return torch.stack([-0.5 * one * one, (9.0 * t2 - 12.0 * t) / 6.0, (-9.0 * t2 + 6.0 * t + 3.0) / 6.0,
                         0.5 * t2], dim=-1)
+
+
+def band_limited_refinement(values: np.ndarray, pad: int = FOURIER_PAD) -> np.ndarray:
+    """``values`` at every half voxel, ``(2n - 1)`` per axis, by Fourier zero-padding of the mirrored map.
+
+    ``scipy.signal.resample`` (the FFT method, Nyquist bin split) along one axis at a time: zero-padding
+    the 3-D spectrum is separable, and one axis at a time needs memory for the result only.
+    """
+    out = np.pad(np.asarray(values, dtype=np.float64), pad, mode="reflect")
+    for axis in range(out.ndim):
+        out = signal.resample(out, 2 * out.shape[axis], axis=axis)
+    return out[tuple(slice(2 * pad, 2 * pad + 2 * n - 1) for n in np.shape(values))]
 
 
 def fourier_upsample(values: np.ndarray) -> np.ndarray:

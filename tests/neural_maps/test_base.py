@@ -101,3 +101,31 @@ def test_damaged_files_are_refused(tiny_map: nm.NeuralMap, tmp_path: Path) -> No
         nm.NeuralMap.load(folder)
     with pytest.raises(ParameterError):
         tiny_map.save(tmp_path / "other", precision="int4")
+
+
+def test_fourier_base_is_fourier_zero_padding_at_the_half_voxels(segment: xr.DataArray, tmp_path: Path) -> None:
+    """base='fourier': no SIREN fit; the map through every voxel, and at every half voxel the map's
+    band-limited interpolation (NumPy zero-padding of the 16-voxel mirrored map, computed here)."""
+    nmap = nm.fit_neural_map(segment, base="fourier", max_region=24, device="cpu")
+    stats = nmap.attrs["region_stats"]
+    assert all(s["stopped"] == "nothing_to_fit" and s["steps"] == 0 for s in stats)
+    assert nmap.attrs["voxel_mae"] < 1e-5 and not nmap.regions_above_target
+    values, _ = nm.normalise_map(segment.values.astype(np.float64))
+    pad = 16
+    fine = fourier_upsample(np.pad(values, pad, mode="reflect"))
+    fine = fine[tuple(slice(2 * pad, 2 * pad + 2 * n - 1) for n in values.shape)]
+    half = {d: np.arange(2 * segment.sizes[d] - 1) / 2.0 * float(segment[d][1] - segment[d][0])
+            + float(segment[d][0]) for d in ("z", "y", "x")}
+    like = xr.Dataset(coords=half)
+    np.testing.assert_allclose(nmap.sample(like, normalized=True).values, fine, atol=2e-5)
+    # between the half voxels it is the spline of that grid: a cubic spline of the refined values
+    u = np.random.default_rng(1).uniform(0.0, np.array(values.shape) - 1.0, (300, 3))
+    points = (u * np.array([float(segment[d][1] - segment[d][0]) for d in ("z", "y", "x")])
+              + np.array([float(segment[d][0]) for d in ("z", "y", "x")]))[:, ::-1]
+    expected = ndimage.map_coordinates(fine, 2 * u.T, order=3, mode="mirror")
+    np.testing.assert_allclose(nmap.density(points, normalized=True), expected, atol=2e-5)
+    loaded = nm.NeuralMap.load(nmap.save(tmp_path / "fourier", precision="uint16"))
+    assert loaded.base_kind == "fourier"
+    np.testing.assert_allclose(loaded.sample(like, normalized=True).values, fine, atol=1e-4)
+    with pytest.raises(ParameterError, match="base='spline'"):
+        nm.fit_neural_map(segment, base="spline", device="cpu")
