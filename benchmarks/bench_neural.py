@@ -33,7 +33,10 @@ Fourier 0.00377; 2 cores at load 6-11; see benchmarks/results/neural.md):
     2 x 64   30       1e-4   300    0.00456         0.00363
 
 No setting learnt the half-voxel correction, so a region keeps a zero residual (the spline) unless its fit
-lowers the error on its targets; neural upsampling then equals cubic. The older design (SIREN alone,
+lowers the error on its targets; neural upsampling then equals cubic. A second sweep (first-layer omega up to
+300, Fourier features; benchmarks/results/neural.md) learnt nothing either. What beats cubic is a band-limited
+base: ``base="fourier"`` (cubic spline through the map's Fourier refinement after a 16-voxel mirror pad;
+mean 0.00829 against cubic 0.00893), with no SIREN fit. The older design (SIREN alone,
 4 x 256, 1500 steps) gave voxel MAE 0.0067-0.0078 and upsampling error 0.0156 against cubic 0.0089.
 
 Last line: JSON with mae_per_map, resample_error {neural, cubic, trilinear, fourier} (mean over the maps),

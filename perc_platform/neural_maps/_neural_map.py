@@ -50,9 +50,11 @@ class NeuralMap:
 
     Which to use for what (numbers in the README and ``benchmarks/bench_neural.py``): on the voxels, the
     map equals its spline base; between voxels, the SIREN residual is fitted to the map's band-limited
-    interpolation. ``density``/``gradient`` at arbitrary points and :meth:`sample` on any grid are the
-    neural map's strength (one differentiable function for the density graph); for plain resampling onto
-    a finer grid, ``scipy.ndimage.map_coordinates(order=3)`` or Fourier zero-padding are as good or better.
+    interpolation but learns no correction, so the default (``"cubic"``) map equals a cubic spline there.
+    ``density``/``gradient`` at arbitrary points and :meth:`sample` on any grid are the neural map's
+    strength (one differentiable function for the density graph). For upsampling onto a finer grid, fit
+    with ``base="fourier"`` (mean error 0.0083 against cubic 0.0089 after a Fourier binning by 2), or use
+    Fourier zero-padding directly; the SIREN adds nothing there.
     """
 
     def __init__(self, params: Mapping[str, torch.Tensor | np.ndarray], config: SirenConfig, tiling: Tiling,

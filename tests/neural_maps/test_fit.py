@@ -100,3 +100,23 @@ def test_gpu_fit_matches_cpu(segment: xr.DataArray) -> None:
     gpu = nm.fit_neural_map(segment, device="cuda", regions_per_batch=4, **options)
     span = float(segment.max() - segment.min())
     assert np.abs(cpu.sample().values - gpu.to("cuda").sample().values).mean() / span < 1e-2
+
+
+def test_all_regions_are_one_model_call_per_step(segment: xr.DataArray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each step and each check is one batched SIREN call over every region still fitting, no loop per region."""
+    import perc_platform.neural_maps._train as train
+
+    calls: list[tuple[int, ...]] = []
+    real = train.siren_forward
+
+    def counted(params: Any, x: Any, *args: Any) -> Any:
+        calls.append(tuple(x.shape))
+        return real(params, x, *args)
+
+    monkeypatch.setattr(train, "siren_forward", counted)
+    blocks = _blocks(segment)
+    settings = nm.FitSettings(**{**TINY_FIT, "max_steps": 30, "check_every": 10, "target_mae": 1e-9})
+    nm.fit_regions(blocks, [1, 2, 3], TINY, settings)
+    assert len(calls) == 30 + 3  # 30 steps and 3 checks
+    assert all(shape[0] == 3 for shape in calls)
+    assert sum(shape[1] == settings.batch_size for shape in calls) == 30
