@@ -122,11 +122,12 @@ def test_adam_step_and_skipped_step_with_grad_scaler() -> None:
 @pytest.mark.gpu
 def test_gpu_auto_fits_in_mixed_precision(segment: xr.DataArray) -> None:
     options: dict[str, Any] = {"config": TINY, "max_region": 24, "base": "none", **TINY_FIT,
-                               "target_mae": 0.03, "max_steps": 300}
+                               "target_mae": 0.08, "max_steps": 200}
     gpu = nm.fit_neural_map(segment, device="cuda", **options)
     cpu = nm.fit_neural_map(segment, device="cpu", **options)
-    assert set(gpu.attrs["precision"]) <= {"bfloat16", "float16", "float32"}
-    assert gpu.attrs["regions_refit_float32"] == [] or set(gpu.attrs["precision"]) & {"float32"}
+    assert cpu.attrs["precision"] == ["float32"]
+    # every region was fitted in mixed precision, and kept it or says it was refitted in float32
+    assert all(s["precision"] in ("bfloat16", "float16") or s["refit_float32"] for s in gpu.attrs["region_stats"])
     assert not gpu.regions_above_target and not cpu.regions_above_target
     span = float(segment.max() - segment.min())
     assert abs(gpu.attrs["voxel_mae"] - cpu.attrs["voxel_mae"]) < 0.01 * span
