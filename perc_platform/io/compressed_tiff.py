@@ -7,13 +7,15 @@ from a plain file, and each frame is read by seeking to its strips and decompres
 them. Decoding is the plain TIFF codec (:class:`~perc_platform.io.tiff_codec.TiffCodec`).
 
 The first open scans the file once to build the index; the IFDs, spread through the file (one per page), are
-then parsed through the index, so opening reads (decompresses) the blocks that hold them: for a movie that is
-most of the file, once per open. Frames read later touch only their own blocks.
+then parsed through the index, which reads (decompresses) the blocks that hold them: for a movie, most of the
+file. What they say (strip offsets and lengths, the decode step, the pixel size) is cached beside the index, so a
+later open reads neither; frames touch only their own blocks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -23,7 +25,9 @@ import numpy as np
 from perc_platform.errors import DataNotFoundError, FormatError, TruncatedFileError
 from perc_platform.io.compressed_mrc import codec_of, open_decompressed, read_decompressed_into, stream_index
 from perc_platform.io.layout import SegmentLayout
+from perc_platform.io.tiff_codec import TiffCodec
 from perc_platform.io.tiff_file import TiffImageFile, describe_tiff
+from perc_platform.storage.cache import atomic_path
 from perc_platform.storage.ranges import is_remote, local_path
 
 __all__ = ["CompressedSegmentLayout", "open_compressed_tiff"]
@@ -42,6 +46,38 @@ class CompressedSegmentLayout(SegmentLayout):
         return read_decompressed_into(url, self.compression, self.index, ranges, buffers, storage_options)
 
 
+Description = tuple[np.ndarray, np.ndarray, TiffCodec, float, int]  # offsets, lengths, codec, pixel size, size
+
+
+def _describe(url: str, compression: str, index: str, storage_options: dict[str, Any] | None) -> Description:
+    """The IFDs' facts, from the cache beside the index or parsed through the index (then cached)."""
+    cached = index + ".ifds.npz"
+    if os.path.exists(cached):
+        try:
+            with np.load(cached) as saved:
+                facts = json.loads(str(saved["facts"]))
+                fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in facts["codec"].items()}
+                return saved["offsets"], saved["lengths"], TiffCodec(**fields), float(facts["pixel_size"]), \
+                    int(facts["size"])
+        except (OSError, ValueError, KeyError, TypeError):  # an unreadable cache entry is parsed again
+            os.unlink(cached)
+    stream = open_decompressed(url, compression, storage_options, index)
+    try:
+        offsets, lengths, codec, pixel_size = describe_tiff(stream, url)
+        size = stream.seek(0, os.SEEK_END)
+    except (OSError, EOFError, RuntimeError, ValueError) as exc:
+        if isinstance(exc, FormatError):
+            raise
+        raise FormatError(f"{url}: the {compression} stream is damaged or truncated ({exc}); download it "
+                          "again") from None
+    finally:
+        stream.close()
+    facts = json.dumps({"codec": dataclasses.asdict(codec), "pixel_size": pixel_size, "size": size})
+    with atomic_path(cached) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, offsets=offsets, lengths=lengths, facts=np.array(facts))
+    return offsets, lengths, codec, pixel_size, size
+
+
 def open_compressed_tiff(url: str, storage_options: dict[str, Any] | None = None) -> TiffImageFile:
     """Index a compressed TIFF once (cached) and parse its IFDs through the index; the data stay compressed."""
     url = os.fspath(url)
@@ -51,17 +87,7 @@ def open_compressed_tiff(url: str, storage_options: dict[str, Any] | None = None
     compression = codec_of(url)
     index = stream_index(url, compression, storage_options)
     try:
-        stream = open_decompressed(url, compression, storage_options, index)
-        try:
-            offsets, lengths, codec, pixel_size = describe_tiff(stream, url)
-            size = stream.seek(0, os.SEEK_END)
-        except (OSError, EOFError, RuntimeError, ValueError) as exc:
-            if isinstance(exc, FormatError):
-                raise
-            raise FormatError(f"{url}: the {compression} stream is damaged or truncated ({exc}); download it "
-                              "again") from None
-        finally:
-            stream.close()
+        offsets, lengths, codec, pixel_size, size = _describe(url, compression, index, storage_options)
     except BaseException:
         os.unlink(index)  # an index of a file that does not open is kept nowhere
         raise

@@ -49,7 +49,8 @@ def test_frames_equal_tifffile_on_the_decompressed_bytes(tmp_path: Path, isolate
         np.testing.assert_array_equal(array[frame], tifffile.imread(reference, key=frame))
     np.testing.assert_array_equal(array[np.array([5, 1, 1])], tifffile.imread(reference)[[5, 1, 1]])
     cached = [p for p in isolated_cache.rglob("*") if p.is_file() and p.suffix in (".gzidx", ".bz2idx")]
-    assert len(cached) == 1  # the index is kept, not a decompressed copy
+    assert len(cached) == 1  # the index is kept (and the IFDs' facts beside it), not a decompressed copy
+    assert [p.name.endswith(".ifds.npz") for p in isolated_cache.rglob("*.npz")] == [True]
     assert not [p for p in isolated_cache.rglob("*.tif") if p.is_file()]
 
 
@@ -62,6 +63,10 @@ def test_remote_frame_reads_only_some_blocks(tmp_path: Path, isolated_cache: Pat
     grant_host(server.url)
     images = open_particles(f"{server.url}/{path.name}")
     assert images.dims == ("particle", "y", "x") and images.shape == (80, 256, 256)
+    first_open = server.bytes_sent  # the index scan, then the IFDs parsed through it
+    server.reset_counts()
+    again = open_particles(f"{server.url}/{path.name}")  # index and IFD facts from the cache
+    assert again.shape == images.shape and server.bytes_sent < 1024 < first_open
     server.reset_counts()
     np.testing.assert_array_equal(images[17].values, tifffile.imread(tmp_path / "plain.tif", key=17))
     assert 0 < server.bytes_sent < path.stat().st_size / 4  # a few blocks, not the file
