@@ -9,12 +9,12 @@
 from __future__ import annotations
 
 import time
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import xarray as xr
 from intake.catalog import Catalog
 from intake.catalog.local import UserParameter
-from pydantic import NonNegativeFloat, PositiveInt
+from pydantic import NonNegativeFloat, PositiveInt, field_validator
 
 from intake_perc._lazy import LazyArraySource
 from intake_perc._params import SourceParams, validate_params
@@ -31,6 +31,16 @@ class EmpiarImagesetParams(SourceParams):
     star: str | None = None
     chunk_size: PositiveInt | None = None
     ttl: NonNegativeFloat = DEFAULT_TTL
+    super_resolution: int | None = None  # EER movies: 1, 2 or 4
+    frames_per_fraction: PositiveInt | None = None  # EER movies: raw frames per fraction
+    remainder: Literal["drop", "keep"] | None = None  # EER movies: a last, shorter group
+
+    @field_validator("super_resolution")
+    @classmethod
+    def _factor(cls, value: int | None) -> int | None:
+        if value not in (None, 1, 2, 4):
+            raise ValueError("EER renders at super_resolution 1, 2 or 4")
+        return value
 
 
 class EmpiarImagesetSource(LazyArraySource):
@@ -47,8 +57,11 @@ class EmpiarImagesetSource(LazyArraySource):
         from perc_platform.datasets.empiar import open_empiar_imageset
 
         p = cast(EmpiarImagesetParams, self.params)
+        eer = {"super_resolution": p.super_resolution, "frames_per_fraction": p.frames_per_fraction,
+               "remainder": p.remainder}
         return open_empiar_imageset(p.entry, p.imageset, pattern=p.pattern, regex=p.regex, star=p.star,
-                                    chunk_size=p.chunk_size, ttl=p.ttl)
+                                    chunk_size=p.chunk_size, ttl=p.ttl,
+                                    format_options={k: v for k, v in eer.items() if v is not None} or None)
 
 
 class EmpiarParams(SourceParams):

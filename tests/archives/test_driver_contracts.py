@@ -292,7 +292,7 @@ def _empiar_at(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
 @contract("empiar_imageset")
 class TestEmpiarImageset(DriverContract):
     driver = EmpiarImagesetSource
-    bad_kwargs = ({"chunk_size": -3}, {"ttl": "soon"},)
+    bad_kwargs = ({"chunk_size": -3}, {"ttl": "soon"}, {"super_resolution": 8}, {"remainder": "merge"},)
 
     @pytest.fixture
     def source_kwargs(self, empiar_server: LoopbackServer) -> dict[str, Any]:

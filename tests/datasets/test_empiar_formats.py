@@ -11,6 +11,7 @@ import mrcfile
 import numpy as np
 import pytest
 import tifffile
+from intake_perc.empiar import EmpiarImagesetSource
 
 from perc_platform.datasets.empiar import open_empiar_imageset
 from perc_platform.errors import FormatError
@@ -77,6 +78,11 @@ def test_eer_movies_render_through_the_table(archive: tuple[Path, LoopbackServer
     with tifffile.TiffFile(root / NUMBER / "data" / "eer" / "movie_001.eer") as tif:  # one movie: its strips
         needed = sum(int(np.sum(p.databytecounts)) for p in tif.pages)
     assert needed <= server.bytes_sent <= (1 + GAP_BUDGET) * needed  # IFD gaps may be read through
+    source = EmpiarImagesetSource(entry=f"EMPIAR-{NUMBER}", imageset="eer", super_resolution="4",
+                                  frames_per_fraction="6")  # the driver, with catalog-style text parameters
+    image = source.to_dask()["image"]
+    assert image.shape == (2, 1, SHAPE[0] * 4, SHAPE[1] * 4)
+    np.testing.assert_array_equal(image[1, 0].values, histogram(events, 4).sum(0))
 
 
 def test_tilt_series_and_tomograms_route_through_the_table(archive: tuple[Path, LoopbackServer]) -> None:
