@@ -54,7 +54,7 @@ def _describe(url: str, compression: str, index: str, storage_options: dict[str,
     cached = index + ".ifds.npz"
     if os.path.exists(cached):
         try:
-            with np.load(cached) as saved:
+            with np.load(cached, allow_pickle=False) as saved:
                 facts = json.loads(str(saved["facts"]))
                 fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in facts["codec"].items()}
                 return saved["offsets"], saved["lengths"], TiffCodec(**fields), float(facts["pixel_size"]), \
