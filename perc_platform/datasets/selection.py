@@ -70,12 +70,7 @@ def stack_source(images: xr.DataArray) -> StackArray | None:
     data = images.data
     if not isinstance(data, da.Array) or not data.name.startswith(READ_PREFIX):
         return None
-    for layer in data.dask.layers.values():
-        for value in layer.values():
-            value = getattr(value, "value", value)  # task-spec DataNode wraps graph constants
-            if isinstance(value, StackArray) and value.shape == data.shape:
-                return value
-    return None
+    return _own_source(data)
 
 
 def _small_graphs_here(dsk: Any, keys: Any, **kwargs: Any) -> Any:
@@ -95,6 +90,44 @@ class _LazyStack(da.Array):
 
     __slots__ = ()
     __dask_scheduler__ = staticmethod(_small_graphs_here)
+
+    def __getitem__(self, key: Any) -> Any:
+        """A selection of whole particles (``images[:5000]``, ``isel(particle=[...])``) is a lazy stack again,
+        over exactly those particles, so the loaders keep reading its files directly (and only its frames);
+        any other index is dask's."""
+        positions = _particle_positions(key, self.shape)
+        source = _own_source(self) if positions is not None else None
+        if source is None or positions is None:
+            return super().__getitem__(key)
+        return lazy_particles(source.subset(positions), max(self.chunks[0]))  # the stack's chunk size
+
+
+def _particle_positions(key: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The particle positions a key selects when it keeps every other axis whole (else None)."""
+    key = key if isinstance(key, tuple) else (key,)
+    if not key or len(key) > len(shape) or any(k is None or k is Ellipsis for k in key):
+        return None
+    if any(not (isinstance(k, slice) and k == slice(None)) for k in key[1:]):
+        return None
+    first = key[0]
+    if isinstance(first, slice):
+        positions = np.arange(shape[0])[first]
+    elif isinstance(first, (list, np.ndarray)) and np.asarray(first).ndim == 1 and \
+            np.asarray(first).dtype.kind in "iu" and np.asarray(first).size:
+        positions = np.arange(shape[0])[np.asarray(first, dtype=np.int64)]  # bounds and negatives as NumPy
+    else:
+        return None
+    return positions if positions.size else None
+
+
+def _own_source(data: da.Array) -> StackArray | None:
+    """The StackArray in the graph of a lazy stack (a task-spec DataNode wraps graph constants)."""
+    for layer in data.dask.layers.values():
+        for value in layer.values():
+            value = getattr(value, "value", value)
+            if isinstance(value, StackArray) and value.shape == data.shape:
+                return value
+    return None
 
 
 def lazy_particles(array: StackArray, chunk_size: int | None = None) -> da.Array:

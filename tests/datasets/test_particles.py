@@ -102,6 +102,28 @@ def test_glob_over_many_files_is_lazy_and_ordered(tmp_path: Path) -> None:
     np.testing.assert_array_equal(images[picks, 3:9, ::2].values, expected[picks, 3:9, ::2])
 
 
+def test_a_slice_of_a_stack_is_a_stack_the_loaders_read_directly(tmp_path: Path) -> None:
+    from perc_platform.ml import ParticleLoader
+    from perc_platform.ml._reader import MrcChunkReader, chunk_reader_for
+
+    paths = [write_stack(tmp_path / f"s_{i}.mrcs", 9 + i, (8, 6), seed=i) for i in range(3)]
+    images = pp.open_particles(str(tmp_path / "s_*.mrcs"), chunk_size=4)
+    expected = np.concatenate([mrcfile_read(p) for p in paths])
+    for key in (slice(None, 13), slice(2, None, 3), slice(None, None, -2), [27, 0, 5, -1]):
+        sub = images.isel(particle=key)
+        np.testing.assert_array_equal(sub.values, expected[key])
+        assert isinstance(chunk_reader_for(sub), MrcChunkReader), key  # not a fallback through dask blocks
+        assert max(sub.chunks[0]) <= 4  # the stack's chunk size is kept
+        names = [f"{i + 1:06d}@{p.name}" for p in paths for i in range(mrcfile_read(p).shape[0])]
+        assert list(sub.image_name.values) == list(np.array(names)[key])
+    np.testing.assert_array_equal(images[3:20][4:9].values, expected[7:12])  # a slice of a slice
+    np.testing.assert_array_equal(images[5:9, 2:5].values, expected[5:9, 2:5])  # not whole images: dask's
+    np.testing.assert_array_equal(images[4].values, expected[4])
+    batches = ParticleLoader(images[3:25], batch_size=5, mode="stream", shuffle=False, device="cpu")
+    got = np.concatenate([b["image"].numpy() for b in batches])
+    np.testing.assert_array_equal(got, expected[3:25])
+
+
 def test_small_files_share_chunks(tmp_path: Path) -> None:
     sizes = [1, 2, 1, 3, 1, 9, 2, 1]
     paths = [write_stack(tmp_path / f"f_{i:02d}.mrcs", k, (8, 8), seed=i) for i, k in enumerate(sizes)]
