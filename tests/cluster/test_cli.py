@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -31,10 +32,14 @@ def _read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 90) -
     raise AssertionError(f"{marker!r} not printed; output so far: {lines}")
 
 
-def test_cluster_start_prints_the_dashboard_and_info_describes_it(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cluster_start_prints_the_dashboard_and_info_describes_it(capsys: pytest.CaptureFixture[str],
+                                                                  tmp_path: Path) -> None:
+    # stderr (distributed's logs) goes to a file, and faulthandler is on: if stopping ever hangs, the failure
+    # shows every thread's stack (SIGABRT below) instead of a bare timeout
+    errors = open(tmp_path / "stderr.txt", "w+")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen([str(PERC), "cluster", "start", "--workers", "1", "--memory-limit", "512MiB",
                              "--port", "0", "--dashboard-port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+                            stderr=errors, text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     try:
         lines = _read_until(proc, "serving until interrupted")
         fields = dict(line.split(": ", 1) for line in lines if line.startswith(("scheduler:", "dashboard:")))
@@ -52,10 +57,17 @@ def test_cluster_start_prints_the_dashboard_and_info_describes_it(capsys: pytest
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            code = proc.wait(30)
+            code = proc.wait(60)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+            proc.send_signal(signal.SIGABRT)  # faulthandler dumps the stacks to stderr
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            errors.seek(0)
+            pytest.fail(f"perc cluster start did not stop within 60 s of SIGINT; its stderr:\n{errors.read()[-8000:]}")
+        finally:
+            errors.close()
     assert code == 0
     assert "stopping the cluster" in (proc.stdout.read() if proc.stdout else "")
 
