@@ -35,9 +35,13 @@ def run_cluster(say: Callable[[str], Any] = print, *, stop: threading.Event | No
     """Start a cluster (see :func:`start_cluster`), share this process's config with it, and serve until
     interrupted (Ctrl-C or SIGTERM) or ``stop`` is set."""
     stop = stop or threading.Event()
-    previous = None
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        # SIGINT too, explicitly: a process started with SIGINT ignored (a background job of a shell script,
+        # which is how many lab scripts start it) inherits SIG_IGN, and Python then never raises
+        # KeyboardInterrupt, so Ctrl-C or `kill -INT` would be ignored and the cluster would serve on.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
     try:
         with start_cluster(**options) as cluster, Client(cluster) as client:
             register_config_plugin(client)
@@ -56,8 +60,8 @@ def run_cluster(say: Callable[[str], Any] = print, *, stop: threading.Event | No
                 pass
             say("stopping the cluster")
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def cluster_info(client: Client | None = None, address: str | None = None) -> dict[str, Any]:

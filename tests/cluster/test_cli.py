@@ -39,7 +39,10 @@ def test_cluster_start_prints_the_dashboard_and_info_describes_it(capsys: pytest
     errors = open(tmp_path / "stderr.txt", "w+")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen([str(PERC), "cluster", "start", "--workers", "1", "--memory-limit", "512MiB",
                              "--port", "0", "--dashboard-port", "0"], stdout=subprocess.PIPE,
-                            stderr=errors, text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+                            stderr=errors, text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+                            # started as a shell script's background job is: with SIGINT ignored, which the
+                            # child inherits; Ctrl-C / kill -INT must stop it all the same
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         lines = _read_until(proc, "serving until interrupted")
         fields = dict(line.split(": ", 1) for line in lines if line.startswith(("scheduler:", "dashboard:")))
