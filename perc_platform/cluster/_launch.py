@@ -35,7 +35,7 @@ def run_cluster(say: Callable[[str], Any] = print, *, stop: threading.Event | No
     """Start a cluster (see :func:`start_cluster`), share this process's config with it, and serve until
     interrupted (Ctrl-C or SIGTERM) or ``stop`` is set."""
     stop = stop or threading.Event()
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         # SIGINT too, explicitly: a process started with SIGINT ignored (a background job of a shell script,
         # which is how many lab scripts start it) inherits SIG_IGN, and Python then never raises

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError, field_validator, model_validator
 
 from perc_platform.errors import ParameterError
 
-__all__ = ["SourceParams", "validate_params"]
+__all__ = ["EerParams", "SourceParams", "validate_params"]
 
 P = TypeVar("P", bound="SourceParams")
 
@@ -28,6 +28,21 @@ class SourceParams(BaseModel):
             optional = {n for n, f in cls.model_fields.items() if not f.is_required()}
             return {k: v for k, v in data.items() if not (k in optional and (v is None or v in ("", "None")))}
         return data
+
+
+class EerParams(SourceParams):
+    """The EER rendering options of drivers that may read EER movies (passed on as format options)."""
+
+    super_resolution: int | None = None  # 1, 2 or 4
+    frames_per_fraction: PositiveInt | None = None  # raw frames per fraction
+    remainder: Literal["drop", "keep"] | None = None  # a last, shorter group of raw frames
+
+    @field_validator("super_resolution")
+    @classmethod
+    def _factor(cls, value: int | None) -> int | None:
+        if value not in (None, 1, 2, 4):
+            raise ValueError("EER renders at super_resolution 1, 2 or 4")
+        return value
 
 
 def validate_params(model: type[P], driver: str, **kwargs: Any) -> P:

@@ -9,21 +9,21 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import xarray as xr
 from intake.catalog import Catalog
 from intake.catalog.local import UserParameter
-from pydantic import NonNegativeFloat, PositiveInt, field_validator
+from pydantic import NonNegativeFloat, PositiveInt
 
 from intake_perc._lazy import LazyArraySource
-from intake_perc._params import SourceParams, validate_params
+from intake_perc._params import EerParams, SourceParams, validate_params
 from perc_platform._catalog_intake import SubstitutingEntry
 from perc_platform._version import __version__
 from perc_platform.archives.empiar import DEFAULT_TTL
 
 
-class EmpiarImagesetParams(SourceParams):
+class EmpiarImagesetParams(EerParams):
     entry: str
     imageset: str
     pattern: str | None = None
@@ -31,16 +31,6 @@ class EmpiarImagesetParams(SourceParams):
     star: str | None = None
     chunk_size: PositiveInt | None = None
     ttl: NonNegativeFloat = DEFAULT_TTL
-    super_resolution: int | None = None  # EER movies: 1, 2 or 4
-    frames_per_fraction: PositiveInt | None = None  # EER movies: raw frames per fraction
-    remainder: Literal["drop", "keep"] | None = None  # EER movies: a last, shorter group
-
-    @field_validator("super_resolution")
-    @classmethod
-    def _factor(cls, value: int | None) -> int | None:
-        if value not in (None, 1, 2, 4):
-            raise ValueError("EER renders at super_resolution 1, 2 or 4")
-        return value
 
 
 class EmpiarImagesetSource(LazyArraySource):

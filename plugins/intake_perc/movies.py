@@ -4,17 +4,17 @@ lazily. EER movies take ``super_resolution`` (1, 2, 4), ``frames_per_fraction`` 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import xarray as xr
 from pydantic import PositiveInt, field_validator
 
 from intake_perc._lazy import LazyArraySource
-from intake_perc._params import SourceParams
+from intake_perc._params import EerParams
 from perc_platform.datasets.movies import apply_gain, open_movies
 
 
-class MoviesParams(SourceParams):
+class MoviesParams(EerParams):
     urlpath: str | list[str]
     mdoc: str | list[str] | bool | None = None
     dose_per_frame: float | None = None
@@ -23,9 +23,6 @@ class MoviesParams(SourceParams):
     gain_rotation: int = 0
     gain_flip: int = 0
     chunk_size: PositiveInt | None = None
-    super_resolution: int | None = None
-    frames_per_fraction: PositiveInt | None = None
-    remainder: Literal["drop", "keep"] | None = None
     storage_options: dict[str, Any] | None = None
 
     @field_validator("mdoc", mode="before")
@@ -34,13 +31,6 @@ class MoviesParams(SourceParams):
         # Catalog parameters arrive as text: "false"/"true" switch the mdoc look-up, they are not file names.
         if isinstance(value, str) and value.strip().lower() in ("false", "true"):
             return value.strip().lower() == "true"
-        return value
-
-    @field_validator("super_resolution")
-    @classmethod
-    def _factor(cls, value: int | None) -> int | None:
-        if value not in (None, 1, 2, 4):
-            raise ValueError("EER renders at super_resolution 1, 2 or 4")
         return value
 
 
